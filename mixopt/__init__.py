@@ -1,0 +1,3 @@
+"""mixopt: Bayesian optimization of training data mixtures."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,245 @@
+"""Study configs: ``studies/<name>/study.yaml`` -> a typed, validated ``StudyConfig``.
+
+Loading is strict: an unknown key is an error with a "did you mean", a value of the wrong type names
+its key path, and a space that can hold no mixture is rejected here, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixopt.errors import ConfigError
+from mixopt.space import Group, MixtureSpace, Source
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    tokens: float | None = None
+    min_weight: float = 0.0
+    max_weight: float = 1.0
+    max_repetition: float | None = None
+    fixed_weight: float | None = None
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConstraintConfig:
+    """A group constraint: ``min <= sum of the sources' weights <= max``."""
+
+    name: str
+    sources: list[str]
+    min: float = 0.0
+    max: float = 1.0
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    name: str
+    metric: str
+    direction: str = "minimize"
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """A kind of run: ``tokens`` is its training token budget; ``model`` an optional checkpoint or model name."""
+
+    name: str
+    tokens: float
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """A searcher, runner, surrogate or executor chosen by registered name, with its options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    sources: list[SourceConfig]
+    objectives: list[ObjectiveConfig]
+    fidelities: list[FidelityConfig]
+    runner: ComponentConfig
+    constraints: list[ConstraintConfig] = field(default_factory=list)
+    searcher: ComponentConfig = field(default_factory=lambda: ComponentConfig("random"))
+    executor: ComponentConfig = field(default_factory=lambda: ComponentConfig("local"))
+    storage: str | None = None
+    batch_size: int = 4
+    n_trials: int = 20
+    seed: int = 0
+    granularity: float = 1e-4
+    max_failures: int | None = None
+    description: str = ""
+    # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
+    directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
+    text: str = field(default="", compare=False, repr=False, metadata={"internal": True})
+
+    @property
+    def search_fidelity(self) -> FidelityConfig:
+        """The cheap fidelity the searcher proposes at (the first listed)."""
+        return self.fidelities[0]
+
+    def fidelity(self, name: str) -> FidelityConfig:
+        for f in self.fidelities:
+            if f.name == name:
+                return f
+        raise ConfigError(f"unknown fidelity '{name}': this study has {[f.name for f in self.fidelities]}")
+
+    def space(self, fidelity: str | None = None) -> MixtureSpace:
+        """The mixture space at a fidelity's token budget (default: the search fidelity)."""
+        budget = self.fidelity(fidelity).tokens if fidelity else self.search_fidelity.tokens
+        return MixtureSpace(
+            sources=tuple(
+                Source(s.name, s.tokens, s.min_weight, s.max_weight, s.max_repetition, s.fixed_weight, tuple(s.paths))
+                for s in self.sources
+            ),
+            groups=tuple(Group(c.name, tuple(c.sources), c.min, c.max) for c in self.constraints),
+            token_budget=budget,
+        )
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(o.direction for o in self.objectives)
+
+    @property
+    def storage_url(self) -> str:
+        """The configured storage, or SQLite in the study's directory."""
+        return self.storage or f"sqlite:///{(self.directory / 'study.db').resolve()}"
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file; raises ``ConfigError`` with one clear line."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "study.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no study config at {path}: pass a study.yaml file or a folder holding one")
+    text = path.read_text()
+    return parse_config(text, directory=path.parent)
+
+
+def parse_config(text: str, directory: Path = Path(".")) -> StudyConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"study config is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("study config must be a YAML mapping with keys such as name, sources, objectives")
+    config = _build(StudyConfig, data, "")
+    config = dataclasses.replace(config, directory=directory, text=text)
+    validate(config)
+    return config
+
+
+def validate(config: StudyConfig) -> None:
+    """Checks that span sections; the space itself is checked at every fidelity's budget."""
+    if not config.objectives:
+        raise ConfigError("objectives: list at least one objective (name, metric, direction)")
+    if not config.fidelities:
+        raise ConfigError("fidelities: list at least one fidelity (name, tokens)")
+    for section, items in (("objectives", config.objectives), ("fidelities", config.fidelities)):
+        names = [item.name for item in items]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{section}: names must be unique (got {names})")
+    for o in config.objectives:
+        if o.direction not in DIRECTIONS:
+            raise ConfigError(f"objective '{o.name}': direction must be minimize or maximize (got '{o.direction}')")
+    for f in config.fidelities:
+        if not f.tokens > 0:
+            raise ConfigError(f"fidelity '{f.name}': tokens must be > 0 (got {f.tokens})")
+    for key in ("batch_size", "n_trials"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be >= 1 (got {getattr(config, key)})")
+    if not 0 < config.granularity <= 0.1:
+        raise ConfigError(f"granularity must be in (0, 0.1] (got {config.granularity})")
+    for f in config.fidelities:
+        config.space(f.name)
+
+
+# -- strict construction of dataclasses from YAML data -----------------------------------------------
+def _build(cls: type, data: Any, path: str) -> Any:
+    where = path or "study config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in data:
+        if key not in fields:
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(fields)}"
+            raise ConfigError(f"{_join(path, key)}: unknown key: {fix}")
+    missing = [
+        name for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing required key '{missing[0]}'")
+    return cls(**{key: _coerce(hints[key], value, _join(path, key)) for key, value in data.items()})
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, path)
+    if dataclasses.is_dataclass(tp):
+        if tp is ComponentConfig and isinstance(value, str):
+            return ComponentConfig(value)
+        return _build(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {_describe(value)}")
+        return [_coerce(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {_describe(value)}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e9 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {_describe(value)}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {_describe(value)}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {_describe(value)}")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config type {tp} at {path}")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}"

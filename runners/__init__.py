@@ -1,0 +1,10 @@
+"""Runners: execute one mixture at one fidelity and report its metrics (installed as ``mixopt.runners``)."""
+
+from mixopt.registry import Registry
+
+RUNNERS = Registry(
+    "runner",
+    {
+        "synthetic": "mixopt.runners.synthetic:SyntheticRunner",
+    },
+)
