@@ -1,0 +1,294 @@
+"""``mixopt study ...``: run, inspect, export, and drive a study from outside (ask/tell)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+import mixopt
+from mixopt import export as export_mod
+from mixopt.config import load_config
+from mixopt.errors import ConfigError
+from mixopt.loop import propose_batch, run_study
+from mixopt.pareto import non_dominated
+from mixopt.runners.base import Evaluation
+from mixopt.study import EXTERNAL, Study, mask_url, weight_column
+
+app = typer.Typer(help="Run, inspect and export mixture studies.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+
+ConfigArg = typer.Argument(None, help="study.yaml (or its folder); default: studies/default/study.yaml")
+StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite beside the config)")
+NameOpt = typer.Option(None, "--study-name", help="study name (default: the config's name)")
+
+
+def default_config_path() -> Path:
+    """``studies/default/study.yaml`` in the current folder, else in the source checkout."""
+    for root in (Path.cwd(), Path(mixopt.__file__).resolve().parents[1]):
+        candidate = root / "studies" / "default" / "study.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("no CONFIG given and no studies/default/study.yaml here: pass a study.yaml")
+
+
+def open_study(config: Optional[Path], storage: Optional[str], study_name: Optional[str], create: bool) -> Study:
+    """The study named by a config (created if ``create``) or by ``--storage`` and ``--study-name``."""
+    if config is None and storage is not None:
+        if study_name is None:
+            raise ConfigError("--storage without a CONFIG needs --study-name")
+        return Study.load(storage, study_name)
+    cfg = load_config(config or default_config_path())
+    if create:
+        return Study.open(cfg, storage, study_name)
+    return Study.load(storage or cfg.storage_url, study_name or cfg.name)
+
+
+@app.command(
+    epilog="Example: mixopt study run studies/synthetic/study.yaml --n-trials 40 --batch-size 4",
+)
+def run(
+    config: Optional[Path] = ConfigArg,
+    storage: Optional[str] = StorageOpt,
+    study_name: Optional[str] = NameOpt,
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="completed trials to reach"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="mixtures proposed per round"),
+) -> None:
+    """Run (or resume) a study until it has its configured number of completed trials."""
+    study = open_study(config, storage, study_name, create=True)
+    cfg = study.config
+    target = n_trials or cfg.n_trials
+    console.print(
+        f"study [bold]{study.name}[/] in {mask_url(storage or cfg.storage_url)}: {len(cfg.sources)} sources, "
+        f"{len(cfg.objectives)} objectives, searcher {cfg.searcher.name}, runner {cfg.runner.name}"
+    )
+    best: dict[str, float] = {}
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}")]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("trials", total=target, completed=study.n_complete(cfg.search_fidelity.name), best="")
+
+        def report(event) -> None:
+            if event.values is not None:
+                for objective, value in zip(cfg.objectives, event.values):
+                    better = max if objective.direction == "maximize" else min
+                    best[objective.name] = better(best.get(objective.name, value), value)
+            else:
+                progress.console.print(f"[yellow]trial {event.trial} failed:[/] {event.error}")
+            text = "best " + " ".join(f"{k}={v:.4g}" for k, v in best.items()) if best else ""
+            progress.update(task, completed=event.completed, best=text)
+
+        run_study(study, n_trials=target, batch_size=batch_size, on_progress=report)
+    print_front(study)
+    path = cfg.directory / "exports" / f"{study.name}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    number = _pick_trial(study, f"best:{cfg.objectives[0].name}", cfg.search_fidelity.name)
+    _export(study, number, "olmo-core", path)
+    out.print(f"exported trial {number} (best {cfg.objectives[0].name}) to {path}")
+
+
+def print_front(study: Study, limit: int = 12) -> None:
+    """A table of the observed Pareto front at the search fidelity."""
+    cfg = study.config
+    frame = study.frame()
+    done = frame[(frame.state == "COMPLETE") & (frame.fidelity == cfg.search_fidelity.name)]
+    if done.empty:
+        out.print("no completed trials yet")
+        return
+    names = [o.name for o in cfg.objectives]
+    front = done[non_dominated(done[names].to_numpy(), cfg.directions)].sort_values(names[0])
+    shown = f", first {limit} by {names[0]}" if len(front) > limit else ""
+    table = Table(title=f"Pareto front of {study.name} ({len(front)} of {len(done)} trials{shown})")
+    table.add_column("trial", justify="right")
+    for name, objective in zip(names, cfg.objectives):
+        table.add_column(f"{name} ({'max' if objective.direction == 'maximize' else 'min'})", justify="right")
+    table.add_column("mixture")
+    for _, row in front.head(limit).iterrows():
+        weights = sorted(((row[weight_column(s)], s) for s in study.space.names), reverse=True)
+        mix = " ".join(f"{s}={w:.3f}" for w, s in weights if w >= 0.0005)
+        table.add_row(str(row.trial), *(f"{row[n]:.4f}" for n in names), mix)
+    out.print(table)
+
+
+@app.command(epilog="Example: mixopt study status studies/synthetic/study.yaml")
+def status(
+    config: Optional[Path] = ConfigArg,
+    storage: Optional[str] = StorageOpt,
+    study_name: Optional[str] = NameOpt,
+    output_format: str = typer.Option("table", "-f", "--format", help="table or json"),
+) -> None:
+    """Counts of trials by state and fidelity, failures with their reasons, and the Pareto front."""
+    study = open_study(config, storage, study_name, create=False)
+    frame = study.frame()
+    failed = frame[frame.state == "FAIL"] if not frame.empty else frame
+    if output_format == "json":
+        summary = {
+            "study": study.name,
+            "states": frame.groupby("state").size().to_dict() if not frame.empty else {},
+            "complete_by_fidelity": frame[frame.state == "COMPLETE"].groupby("fidelity").size().to_dict() if not frame.empty else {},
+            "failures": [{"trial": int(r.trial), "reason": r.fail_reason} for r in failed.itertuples()],
+        }
+        out.print_json(json.dumps(summary))
+        return
+    if output_format != "table":
+        raise ConfigError(f"unknown format '{output_format}': use table or json")
+    out.print(f"study {study.name}: {len(frame)} trials")
+    if not frame.empty:
+        for (state, fidelity), count in frame.groupby(["state", "fidelity"], dropna=False).size().items():
+            out.print(f"  {state:<9} {fidelity or '-':<14} {count}")
+    for r in failed.itertuples():
+        out.print(f"  trial {r.trial} failed: {r.fail_reason}")
+    print_front(study)
+
+
+def _pick_trial(study: Study, pick: str, fidelity: str) -> int:
+    kind, _, objective = pick.partition(":")
+    if kind != "best" or not objective:
+        raise ConfigError(f"unknown pick '{pick}': use best:OBJECTIVE")
+    names = [o.name for o in study.config.objectives]
+    if objective not in names:
+        raise ConfigError(f"unknown objective '{objective}' in --pick: this study has {names}")
+    frame = study.frame()
+    done = frame[(frame.state == "COMPLETE") & (frame.fidelity == fidelity)] if not frame.empty else frame
+    if done.empty:
+        raise ConfigError(f"study '{study.name}' has no completed trials at fidelity '{fidelity}' to pick from")
+    direction = study.config.objectives[names.index(objective)].direction
+    index = done[objective].idxmax() if direction == "maximize" else done[objective].idxmin()
+    return int(done.loc[index, "trial"])
+
+
+def _export(study: Study, number: int, dialect: str, path: Optional[Path], fidelity: Optional[str] = None) -> str:
+    trials = {t.number: t for t in study.trials()}
+    if number not in trials or not trials[number].params:
+        raise ConfigError(f"study '{study.name}' has no trial {number} with a mixture")
+    trial = trials[number]
+    cfg = study.config
+    space = cfg.space(fidelity or cfg.fidelities[-1].name)
+    values = dict(zip([o.name for o in cfg.objectives], trial.values)) if trial.values else {}
+    provenance = {
+        "study": study.name,
+        "trial": number,
+        "fidelity": trial.user_attrs.get("fidelity"),
+        "objectives": ", ".join(f"{k}={v:.6g}" for k, v in values.items()) or "none",
+        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
+    }
+    weights = study.weights_of(trial)
+    text = export_mod.render(space, weights, dialect, cfg.granularity, provenance)
+    if path is not None:
+        export_mod.write_atomic(path, text)
+    return text
+
+
+@app.command(
+    epilog="Example: mixopt study export studies/synthetic/study.yaml --pick best:math --format olmo-cookbook -o mix.yaml",
+)
+def export(
+    config: Optional[Path] = ConfigArg,
+    storage: Optional[str] = StorageOpt,
+    study_name: Optional[str] = NameOpt,
+    trial: Optional[int] = typer.Option(None, "--trial", help="trial number to export"),
+    pick: Optional[str] = typer.Option(None, "--pick", help="best:OBJECTIVE"),
+    dialect: str = typer.Option("olmo-core", "--format", help="olmo-core, olmo-cookbook or plain"),
+    fidelity: Optional[str] = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
+) -> None:
+    """Export one trial's mixture as YAML for a training stack."""
+    if (trial is None) == (pick is None):
+        raise ConfigError("give exactly one of --trial N or --pick best:OBJECTIVE")
+    study = open_study(config, storage, study_name, create=False)
+    number = trial if trial is not None else _pick_trial(study, pick, study.config.search_fidelity.name)
+    text = _export(study, number, dialect, output, fidelity)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        console.print(f"wrote trial {number} to {output}")
+
+
+@app.command(epilog="Example: mixopt study ask studies/synthetic/study.yaml -n 4 -f json > batch.json")
+def ask(
+    config: Optional[Path] = ConfigArg,
+    storage: Optional[str] = StorageOpt,
+    study_name: Optional[str] = NameOpt,
+    n: int = typer.Option(1, "-n", min=1, help="number of mixtures"),
+    output_format: str = typer.Option("json", "-f", "--format", help="json"),
+) -> None:
+    """Propose mixtures and hand them out as RUNNING trials, to be told with `mixopt study tell`."""
+    if output_format != "json":
+        raise ConfigError(f"unknown format '{output_format}': use json")
+    study = open_study(config, storage, study_name, create=True)
+    if study.n_waiting() < n:
+        propose_batch(study, n - study.n_waiting())
+    trials = study.start(n, owner=EXTERNAL)
+    batch = [
+        {"trial": t.number, "fidelity": t.user_attrs["fidelity"], "seed": t.user_attrs["seed"],
+         "mixture": study.space.as_dict(study.weights_of(t))}
+        for t in trials
+    ]
+    sys.stdout.write(json.dumps(batch, indent=2) + "\n")
+
+
+@app.command(
+    epilog="Examples: mixopt study tell studies/synthetic/study.yaml --trial 3 --values 2.91,3.02,2.88\n\n"
+    "mixopt study tell --trial 3 --file results.json   (results.json: {\"metrics\": {...}, \"stderr\": {...}})",
+)
+def tell(
+    config: Optional[Path] = ConfigArg,
+    storage: Optional[str] = StorageOpt,
+    study_name: Optional[str] = NameOpt,
+    trial: int = typer.Option(..., "--trial", help="trial number from `mixopt study ask`"),
+    values: Optional[str] = typer.Option(None, "--values", help="objective values, comma-separated, in config order"),
+    file: Optional[Path] = typer.Option(None, "--file", help="JSON with metrics (and optional stderr, cost)"),
+    fail: Optional[str] = typer.Option(None, "--fail", help="mark the trial failed with this reason"),
+) -> None:
+    """Report the result of a trial handed out by `mixopt study ask`."""
+    if sum(x is not None for x in (values, file, fail)) != 1:
+        raise ConfigError("give exactly one of --values, --file or --fail")
+    study = open_study(config, storage, study_name, create=False)
+    running = {t.number for t in study.trials() if t.state.name == "RUNNING"}
+    if trial not in running:
+        raise ConfigError(f"trial {trial} is not running in study '{study.name}' (already told, or never asked)")
+    if fail is not None:
+        study.fail(trial, fail)
+        console.print(f"trial {trial} marked failed")
+        return
+    evaluation = _evaluation_from_cli(study, values, file)
+    try:
+        study.tell(trial, evaluation)
+    except ValueError as exc:
+        raise ConfigError(f"trial {trial}: {exc}") from None
+    console.print(f"trial {trial} complete")
+
+
+def _evaluation_from_cli(study: Study, values: Optional[str], file: Optional[Path]) -> Evaluation:
+    objectives = study.config.objectives
+    if values is not None:
+        try:
+            numbers = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ConfigError(f"--values must be numbers separated by commas (got '{values}')") from None
+        if len(numbers) != len(objectives) or not all(math.isfinite(v) for v in numbers):
+            raise ConfigError(f"--values needs {len(objectives)} finite numbers, one per objective {[o.name for o in objectives]}")
+        return Evaluation(metrics={o.metric: v for o, v in zip(objectives, numbers)}, runner=EXTERNAL)
+    try:
+        data = json.loads(Path(file).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read results file {file}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+        raise ConfigError(f"{file}: expected a JSON object with a 'metrics' mapping")
+    try:
+        return Evaluation(
+            metrics={k: float(v) for k, v in data["metrics"].items()},
+            stderr={k: float(v) for k, v in data.get("stderr", {}).items()},
+            cost={k: float(v) for k, v in data.get("cost", {}).items()},
+            runner=str(data.get("runner", EXTERNAL)),
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{file}: metrics, stderr and cost must map names to numbers") from None

@@ -1,0 +1,100 @@
+"""Export a mixture as YAML a training stack reads: ``olmo-core``, ``olmo-cookbook`` or ``plain``.
+
+Weights are written as decimals on the study's grid (e.g. 4 places for a granularity of 1e-4) whose
+sum is exactly 1; provenance goes in a header comment so strict readers still load the file.
+Files are written atomically: a reader sees the old file or the whole new one, never a part.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+import mixopt
+from mixopt.errors import ConfigError
+from mixopt.space import MixtureSpace
+
+DIALECTS = ("olmo-core", "olmo-cookbook", "plain")
+
+
+def grid_decimals(weights: np.ndarray, granularity: float) -> list[float]:
+    """Weights as floats whose shortest decimal forms are multiples of ``granularity`` summing to exactly 1."""
+    places = max(0, round(-math.log10(granularity)))
+    units = np.round(np.asarray(weights) / granularity).astype(np.int64)
+    if units.sum() != round(1 / granularity):
+        raise ConfigError("export needs a mixture rounded to the study's grid (weights must sum to 1)")
+    return [round(int(u) * granularity, places) for u in units]
+
+
+def render(
+    space: MixtureSpace,
+    weights: np.ndarray,
+    dialect: str = "olmo-core",
+    granularity: float = 1e-4,
+    provenance: dict[str, Any] | None = None,
+) -> str:
+    """The YAML text of one mixture ``(K,)`` in ``dialect``, with a provenance header."""
+    if dialect not in DIALECTS:
+        raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(DIALECTS)}")
+    weights = np.asarray(weights, dtype=float)
+    problems = space.violations(weights, tol=1e-6)
+    if problems:
+        budget = f" at a budget of {space.token_budget:.4g} tokens" if space.token_budget else ""
+        raise ConfigError(f"cannot export this mixture{budget}: {problems[0]} (choose another fidelity or trial)")
+    weights = space.round(weights, granularity)
+    ratios = grid_decimals(weights, granularity)
+    budget = int(space.token_budget) if space.token_budget else None
+    if dialect == "plain":
+        body: Any = {s.name: r for s, r in zip(space.sources, ratios)}
+    elif dialect == "olmo-core":
+        sources = []
+        for s, r, upper in zip(space.sources, ratios, space.upper):
+            entry: dict[str, Any] = {"source_name": s.name, "target_ratio": r, "paths": list(s.paths)}
+            if s.max_repetition is not None:
+                entry["max_repetition_ratio"] = s.max_repetition
+            entry["max_source_fraction"] = float(upper)
+            sources.append(entry)
+        body = {"source_list": {"sources": sources}}
+        if budget:
+            body["requested_tokens"] = budget
+    else:
+        sources = []
+        for s, r, upper in zip(space.sources, ratios, space.upper):
+            entry = {"name": s.name, "target_ratio": r, "paths": list(s.paths)}
+            if s.max_repetition is not None:
+                entry["repetition_factor"] = s.max_repetition
+            entry["max_source_ratio"] = float(upper)
+            sources.append(entry)
+        body = {"dataset": {"sources": sources}}
+        if budget:
+            body["max_tokens"] = budget
+    header = {"mixopt_version": mixopt.__version__, "dialect": dialect, **(provenance or {})}
+    comment = "".join(f"# {key}: {value}\n" for key, value in header.items())
+    return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    return path

@@ -1,0 +1,284 @@
+"""A thin facade over ``optuna.Study``: mixtures in, evaluations out, everything in Optuna storage.
+
+Trial params are the mixture weights (one ``FloatDistribution`` per source, named by source); the
+fidelity, seed, metrics, standard errors, cost, runner id and failure reasons are trial user attrs;
+the config text and mixopt version are study user attrs. Any Optuna tool can read a mixopt study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+import mixopt
+from mixopt.config import StudyConfig, parse_config
+from mixopt.errors import ConfigError, StorageError
+from mixopt.runners.base import Evaluation
+from mixopt.search.base import History
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+CONFIG_ATTR = "mixopt_config"
+CONFIG_DIR_ATTR = "mixopt_config_dir"
+VERSION_ATTR = "mixopt_version"
+EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage; a URL that cannot be opened is a ``StorageError`` (one line)."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.parent.is_dir():
+            raise StorageError(f"cannot open storage {mask_url(url)}: folder {path.parent} does not exist")
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+
+
+class Study:
+    """One mixture study in Optuna storage. Create with ``Study.open`` or ``Study.load``."""
+
+    def __init__(self, optuna_study: optuna.Study, config: StudyConfig) -> None:
+        self.optuna = optuna_study
+        self.config = config
+        self.space = config.space()
+        self.distributions = self._distributions(config)
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: StudyConfig, storage: str | None = None, study_name: str | None = None) -> Study:
+        """Create the study, or load it if it exists (then its stored objectives must match the config)."""
+        url = storage or config.storage_url
+        name = study_name or config.name
+        store = open_storage(url)
+        directions = [o.direction for o in config.objectives]
+        try:
+            study = optuna.create_study(storage=store, study_name=name, directions=directions, load_if_exists=True)
+        except ValueError as exc:
+            raise StorageError(f"study '{name}' exists with other objectives: {exc}") from None
+        stored_directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
+        if stored_directions != directions:
+            raise ConfigError(
+                f"study '{name}' was created with directions {stored_directions}, the config has {directions}: "
+                "use another --study-name"
+            )
+        if CONFIG_ATTR not in study.user_attrs:
+            study.set_metric_names([o.name for o in config.objectives])
+            study.set_user_attr(CONFIG_ATTR, config.text)
+            study.set_user_attr(CONFIG_DIR_ATTR, str(config.directory.resolve()))
+            study.set_user_attr(VERSION_ATTR, mixopt.__version__)
+        return cls(study, config)
+
+    @classmethod
+    def load(cls, storage: str, study_name: str) -> Study:
+        """Load an existing study with the config stored in it."""
+        store = open_storage(storage)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=store)
+        except KeyError:
+            names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+            raise StorageError(
+                f"study '{study_name}' does not exist in {mask_url(storage)}"
+                + (f": existing studies are {names}" if names else ": it holds no studies")
+            ) from None
+        text = study.user_attrs.get(CONFIG_ATTR)
+        if text is None:
+            raise StorageError(f"study '{study_name}' was not created by mixopt (no stored config)")
+        config = parse_config(text, directory=Path(study.user_attrs.get(CONFIG_DIR_ATTR, ".")))
+        return cls(study, config)
+
+    @property
+    def name(self) -> str:
+        return self.optuna.study_name
+
+    @staticmethod
+    def _distributions(config: StudyConfig) -> dict[str, FloatDistribution]:
+        """Per-source ``FloatDistribution(lo, hi)`` spanning the bounds at every fidelity."""
+        spaces = [config.space(f.name) for f in config.fidelities]
+        lower = np.min([s.lower for s in spaces], axis=0)
+        upper = np.max([s.upper for s in spaces], axis=0)
+        return {
+            name: FloatDistribution(float(lo), float(max(hi, lo)))
+            for name, lo, hi in zip(spaces[0].names, lower, upper)
+        }
+
+    # -- trials ------------------------------------------------------------------------------
+    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[optuna.trial.FrozenTrial]:
+        return self.optuna.get_trials(deepcopy=False, states=states)
+
+    def n_complete(self, fidelity: str | None = None) -> int:
+        return sum(1 for t in self.trials((TrialState.COMPLETE,)) if fidelity is None or t.user_attrs.get("fidelity") == fidelity)
+
+    def n_waiting(self) -> int:
+        return len(self.trials((TrialState.WAITING,)))
+
+    def n_failed(self) -> int:
+        return len(self.trials((TrialState.FAIL,)))
+
+    def enqueue(self, weights: np.ndarray, fidelity: str, extra_attrs: dict[str, Any] | None = None) -> None:
+        """Queue mixtures ``(n, K)`` as WAITING trials; they are run by ``start``."""
+        self.config.fidelity(fidelity)
+        for w in np.atleast_2d(weights):
+            self.config.space(fidelity).check(w, tol=1e-7)
+            self.optuna.enqueue_trial(self.space.as_dict(w), user_attrs={"fidelity": fidelity, **(extra_attrs or {})})
+
+    def start(self, n: int, owner: str | None = None) -> list[optuna.trial.Trial]:
+        """Take up to ``n`` WAITING trials (oldest first) and mark them RUNNING by ``owner`` (this process)."""
+        started = []
+        for _ in range(min(n, self.n_waiting())):
+            trial = self.optuna.ask(fixed_distributions=self.distributions)
+            trial.set_user_attr("seed", self.config.seed + trial.number)
+            trial.set_user_attr("controller", owner or controller_id())
+            started.append(trial)
+        return started
+
+    def weights_of(self, trial: optuna.trial.BaseTrial) -> np.ndarray:
+        return np.array([trial.params[name] for name in self.space.names])
+
+    def tell(self, number: int, evaluation: Evaluation) -> list[float]:
+        """Record a completed evaluation; a missing or non-finite objective metric fails the trial instead."""
+        values = []
+        for objective in self.config.objectives:
+            value = evaluation.metrics.get(objective.metric)
+            if value is None or not np.isfinite(value):
+                problem = "is missing" if value is None else f"is {value}"
+                raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' {problem}")
+            values.append(float(value))
+        storage, trial_id = self._storage_and_id(number)
+        for key, value in (
+            ("metrics", evaluation.metrics), ("stderr", evaluation.stderr), ("cost", evaluation.cost),
+            ("artifacts", evaluation.artifacts), ("runner", evaluation.runner),
+        ):
+            storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+        self.optuna.tell(number, values)
+        return values
+
+    def fail(self, number: int, reason: str) -> None:
+        storage, trial_id = self._storage_and_id(number)
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        self.optuna.tell(number, state=TrialState.FAIL)
+
+    def _storage_and_id(self, number: int) -> tuple[optuna.storages.BaseStorage, int]:
+        storage = self.optuna._storage
+        return storage, storage.get_trial_id_from_study_id_trial_number(self.optuna._study_id, number)
+
+    def recover_stale(self) -> list[int]:
+        """Fail RUNNING trials whose controller died (same host, process gone) and re-queue their mixtures.
+
+        Returns the failed trial numbers. Trials of live controllers (e.g. sharing a PostgreSQL study)
+        are left alone.
+        """
+        recovered = []
+        for trial in self.trials((TrialState.RUNNING,)):
+            owner = trial.user_attrs.get("controller")
+            if owner == EXTERNAL or (owner is not None and not _controller_is_dead(owner)):
+                continue
+            self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
+            self.optuna.enqueue_trial(
+                {name: trial.params[name] for name in self.space.names if name in trial.params},
+                user_attrs={"fidelity": trial.user_attrs.get("fidelity", self.config.search_fidelity.name),
+                            "rerun_of": trial.number},
+            )
+            recovered.append(trial.number)
+        return recovered
+
+    # -- views -------------------------------------------------------------------------------
+    def history(self, fidelity: str | None = None) -> History:
+        """Completed evaluations at ``fidelity`` (default: the search fidelity), plus RUNNING/WAITING as pending."""
+        fidelity = fidelity or self.config.search_fidelity.name
+        done = [t for t in self.trials((TrialState.COMPLETE,)) if t.user_attrs.get("fidelity") == fidelity]
+        pending = [t for t in self.trials((TrialState.RUNNING, TrialState.WAITING)) if t.params or t.system_attrs]
+        directions = self.config.directions
+        if not done:
+            weights, values, stderr = np.zeros((0, self.space.dim)), np.zeros((0, len(directions))), None
+        else:
+            weights = np.stack([self.weights_of(t) for t in done])
+            values = np.array([t.values for t in done], dtype=float)
+            errors = [[t.user_attrs.get("stderr", {}).get(o.metric) for o in self.config.objectives] for t in done]
+            stderr = None if any(e is None for row in errors for e in row) else np.array(errors, dtype=float)
+        pending_w = [self._pending_weights(t) for t in pending]
+        pending_w = [w for w in pending_w if w is not None]
+        return History(
+            weights=weights, values=values, directions=directions, stderr=stderr,
+            pending=np.stack(pending_w) if pending_w else np.zeros((0, self.space.dim)),
+        )
+
+    def _pending_weights(self, trial: optuna.trial.FrozenTrial) -> np.ndarray | None:
+        params = trial.params or trial.system_attrs.get("fixed_params", {})
+        if not all(name in params for name in self.space.names):
+            return None
+        return np.array([params[name] for name in self.space.names])
+
+    def frame(self) -> pd.DataFrame:
+        """One row per trial: number, state, fidelity, weights (``w:<source>``), objective values (by name),
+        metrics (``metric:<name>``), seconds and the failure reason."""
+        rows = []
+        for t in self.trials():
+            row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "fidelity": t.user_attrs.get("fidelity")}
+            params = t.params or t.system_attrs.get("fixed_params", {})
+            row.update({weight_column(name): params.get(name, np.nan) for name in self.space.names})
+            values = t.values if t.values is not None else [np.nan] * len(self.config.objectives)
+            row.update({o.name: v for o, v in zip(self.config.objectives, values)})
+            row.update({f"metric:{k}": v for k, v in t.user_attrs.get("metrics", {}).items()})
+            row["seconds"] = t.user_attrs.get("cost", {}).get("seconds", np.nan)
+            row["fail_reason"] = t.user_attrs.get("fail_reason")
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def weight_column(source: str) -> str:
+    """The frame column holding a source's weight (prefixed: a source may share an objective's name)."""
+    return f"w:{source}"
+
+
+def controller_id() -> str:
+    """``host:pid`` of this process, stored on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _controller_is_dead(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types (numpy scalars and paths become floats and strings)."""
+    return json.loads(json.dumps(value, default=lambda x: x.item() if hasattr(x, "item") else str(x)))
