@@ -6,5 +6,6 @@ RUNNERS = Registry(
     "runner",
     {
         "synthetic": "mixopt.runners.synthetic:SyntheticRunner",
+        "command": "mixopt.runners.command:CommandRunner",
     },
 )

@@ -1,0 +1,151 @@
+"""Run any training program (OLMo-core, olmo-cookbook, torchtitan, Megatron, a script) as a runner.
+
+For each trial the runner writes, into the trial's output folder:
+
+- ``mixture.yaml``: the mixture in the chosen export dialect;
+- ``run_spec.json``: trial, mixture, fidelity, token budget, seed, model, source paths, and where to
+  write metrics;
+
+then runs ``argv`` with no shell: each argument may hold placeholders ``{mixture}``, ``{spec}``,
+``{metrics}``, ``{output_dir}``, ``{trial}``, ``{seed}``, ``{tokens}``, ``{fidelity}``, ``{model}``,
+replaced as whole values (never pasted into a shell string). The program writes a JSON object
+``{"metrics": {name: number}, "stderr": {...}?}`` (or a flat ``{name: number}``) to ``{metrics}``.
+stdout and stderr go to ``run.log``. A non-zero exit, a timeout, or missing or invalid metrics fail
+the trial with the reason and the log path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from mixopt import export
+from mixopt.errors import ConfigError
+from mixopt.runners.base import Evaluation, RunFailed, RunSpec, Runner
+from mixopt.space import MixtureSpace, Source
+
+PLACEHOLDER = re.compile(r"\{(mixture|spec|metrics|output_dir|trial|seed|tokens|fidelity|model)\}")
+
+
+class CommandRunner(Runner):
+    """Options: ``argv`` (list of strings with placeholders), ``format`` (export dialect),
+    ``timeout`` (seconds), ``env`` (extra environment variables), ``cwd``, ``granularity``."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        format: str = "olmo-core",
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        granularity: float = 1e-4,
+    ) -> None:
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ConfigError("runner 'command': argv must be a non-empty list of strings, e.g. [python, train.py, '{spec}']")
+        if format not in export.DIALECTS:
+            raise ConfigError(f"runner 'command': unknown format '{format}': choose one of {', '.join(export.DIALECTS)}")
+        self.argv = argv
+        self.format = format
+        self.timeout = timeout
+        self.env = env or {}
+        self.cwd = cwd
+        self.granularity = granularity
+
+    def run(self, spec: RunSpec) -> Evaluation:
+        out = Path(spec.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {
+            "mixture": out / "mixture.yaml",
+            "spec": out / "run_spec.json",
+            "metrics": out / "metrics.json",
+            "log": out / "run.log",
+        }
+        files["metrics"].unlink(missing_ok=True)
+        export.write_atomic(files["mixture"], export.render(
+            spec_space(spec), list(spec.mixture.values()), self.format, self.granularity,
+            {"trial": spec.trial, "fidelity": spec.fidelity},
+        ))
+        export.write_atomic(files["spec"], json.dumps({
+            "trial": spec.trial, "mixture": spec.mixture, "fidelity": spec.fidelity, "tokens": spec.tokens,
+            "seed": spec.seed, "model": spec.model, "output_dir": str(out),
+            "source_paths": {k: list(v) for k, v in spec.source_paths.items()},
+            "mixture_file": str(files["mixture"]), "metrics_file": str(files["metrics"]),
+        }, indent=2))
+        values = {
+            "mixture": str(files["mixture"]), "spec": str(files["spec"]), "metrics": str(files["metrics"]),
+            "output_dir": str(out), "trial": str(spec.trial), "seed": str(spec.seed),
+            "tokens": str(int(spec.tokens)), "fidelity": spec.fidelity, "model": spec.model or "",
+        }
+        argv = [PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in self.argv]
+        start = time.perf_counter()
+        returncode = self._execute(argv, files["log"])
+        seconds = time.perf_counter() - start
+        if returncode is None:
+            raise RunFailed(f"timed out after {self.timeout:g} s; log: {files['log']}")
+        if returncode != 0:
+            raise RunFailed(f"exit code {returncode}: {_last_line(files['log'])}; log: {files['log']}")
+        metrics, stderr = read_metrics(files["metrics"], files["log"])
+        return Evaluation(
+            metrics=metrics, stderr=stderr, cost={"seconds": seconds, "tokens": float(spec.tokens)},
+            artifacts={k: str(v) for k, v in files.items()}, runner="command",
+        )
+
+    def _execute(self, argv: list[str], log: Path) -> int | None:
+        """Run ``argv`` in its own process group; the exit code, or None after a timeout (group killed)."""
+        with open(log, "wb") as handle:
+            try:
+                process = subprocess.Popen(
+                    argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    cwd=self.cwd, env={**os.environ, **self.env}, start_new_session=True,
+                )
+            except OSError as exc:
+                raise RunFailed(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+            try:
+                return process.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return None
+
+
+def spec_space(spec: RunSpec) -> MixtureSpace:
+    """The space an export of ``spec.mixture`` is checked against: repetition caps at the spec's budget."""
+    return MixtureSpace(
+        tuple(
+            Source(name, tokens=spec.source_tokens.get(name), max_repetition=spec.max_repetition.get(name),
+                   paths=tuple(spec.source_paths.get(name, ())))
+            for name in spec.mixture
+        ),
+        token_budget=spec.tokens,
+    )
+
+
+def read_metrics(path: Path, log: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Metrics and standard errors from the program's JSON; ``RunFailed`` naming what is wrong."""
+    if not path.is_file():
+        raise RunFailed(f"the program exited 0 but wrote no metrics file {path}; log: {log}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunFailed(f"metrics file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); log: {log}") from None
+    if not isinstance(data, dict):
+        raise RunFailed(f"metrics file {path} must hold a JSON object; log: {log}")
+    metrics = data.get("metrics", data)
+    stderr = data.get("stderr", {}) if "metrics" in data else {}
+    for name, table in (("metrics", metrics), ("stderr", stderr)):
+        if not isinstance(table, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in table.values()
+        ):
+            raise RunFailed(f"metrics file {path}: {name} must map names to finite numbers; log: {log}")
+    return {k: float(v) for k, v in metrics.items()}, {k: float(v) for k, v in stderr.items()}
+
+
+def _last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
