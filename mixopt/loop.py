@@ -7,6 +7,7 @@ storage as soon as it is known, so a killed controller loses nothing that had co
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,13 @@ import numpy as np
 
 from mixopt.config import StudyConfig
 from mixopt.errors import RunFailed
-from mixopt.executors import EXECUTORS, Executor
+from mixopt.executors import EXECUTORS, Executor, outcome
 from mixopt.runners import RUNNERS
 from mixopt.runners.base import RunSpec
 from mixopt.search import SEARCHERS
 from mixopt.study import Study
+
+WAIT_FOR_OTHERS_SECONDS = 1.0
 
 
 @dataclass
@@ -82,7 +85,9 @@ def run_study(
 ) -> int:
     """Run until ``n_trials`` trials are complete at the search fidelity; returns the completed count.
 
-    Raises ``RunFailed`` once more than ``max_failures`` trials have failed in this call.
+    Up to ``batch_size`` runs are in flight; as each finishes, it is told and a new mixture is proposed
+    with the running ones as pending points. Raises ``RunFailed`` once more than ``max_failures`` trials
+    failed in this call.
     """
     config: StudyConfig = study.config
     n_trials = n_trials or config.n_trials
@@ -93,34 +98,56 @@ def run_study(
     output_root = config.directory / "runs" / study.name
     fidelity = config.search_fidelity.name
     study.recover_stale()
+    in_flight: list[tuple[object, RunSpec]] = []
     failures, last_error = 0, ""
     try:
-        while (completed := study.n_complete(fidelity)) < n_trials:
-            want = min(batch_size, n_trials - completed)
-            if study.n_waiting() < want:
-                propose_batch(study, want - study.n_waiting())
-            trials = study.start(want)
-            specs = run_specs(study, trials, output_root)
-            for index, result in executor.map(runner.run, specs):
-                number = specs[index].trial
-                values, error = None, None
-                if isinstance(result, BaseException):
-                    error = _reason(result)
-                else:
-                    try:
-                        values = study.tell(number, result)
-                    except ValueError as exc:
-                        error = str(exc)
+        while True:
+            completed = study.n_complete(fidelity)
+            if completed >= n_trials and not in_flight:
+                break
+            free = batch_size - len(in_flight)
+            if free > 0 and completed < n_trials:
+                wanted = min(free, n_trials - completed - study.n_running(fidelity))
+                if wanted > study.n_waiting():
+                    propose_batch(study, wanted - study.n_waiting())
+                specs = run_specs(study, study.start(wanted, limit=n_trials), output_root)
+                handles = executor.submit_many(runner.run, specs) if specs else []
+                for handle, spec in zip(handles, specs):
+                    job = executor.job_id(handle)
+                    if job is not None:
+                        study.set_trial_attr(spec.trial, "job_id", job)
+                in_flight.extend(zip(handles, specs))
+            if not in_flight:
+                time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers
+                continue
+            done = executor.wait([handle for handle, _ in in_flight])
+            for handle, spec in [pair for pair in in_flight if pair[0] in done]:
+                in_flight.remove((handle, spec))
+                error = _record(study, spec.trial, outcome(handle))
                 if error is not None:
-                    study.fail(number, error)
                     failures, last_error = failures + 1, error
                 if on_progress:
-                    on_progress(Progress(study.n_complete(fidelity), n_trials, failures, number, values, error))
+                    values = study.values_of(spec.trial) if error is None else None
+                    on_progress(Progress(study.n_complete(fidelity), n_trials, failures, spec.trial, values, error))
             if failures > max_failures:
                 raise RunFailed(f"{failures} trials failed (more than max_failures={max_failures}); last: {last_error}")
     finally:
         executor.close()
     return study.n_complete(fidelity)
+
+
+def _record(study: Study, number: int, result: object) -> str | None:
+    """Tell a result, or fail the trial with the reason; returns the reason or None."""
+    if isinstance(result, BaseException):
+        error = _reason(result)
+    else:
+        try:
+            study.tell(number, result)
+            return None
+        except ValueError as exc:
+            error = str(exc)
+    study.fail(number, error)
+    return error
 
 
 def _reason(exc: BaseException) -> str:

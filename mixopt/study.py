@@ -7,6 +7,8 @@ the config text and mixopt version are study user attrs. Any Optuna tool can rea
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -48,12 +50,37 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         path = Path(url[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise StorageError(f"cannot open storage {mask_url(url)}: folder {path.parent} does not exist")
+        filesystem = _filesystem_type(path.parent)
+        if filesystem in NETWORK_FILESYSTEMS:
+            raise StorageError(
+                f"SQLite on a network filesystem ({filesystem}) cannot be shared safely: use a PostgreSQL URL "
+                "(postgresql+psycopg://user:pass@host/db) or a local path"
+            )
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        if url.startswith("sqlite:"):
+            # WAL lets readers (status, dashboards) work while a controller writes; it persists in the file.
+            with storage.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return storage
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+
+
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "lustre", "gpfs", "beegfs", "9p"}
+
+
+def _filesystem_type(folder: Path) -> str:
+    """The type of the mount holding ``folder`` (from /proc/mounts; "" where unknown)."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return ""
+    folder = folder.resolve()
+    best = max((m for m in mounts if folder.is_relative_to(m[0])), key=lambda m: len(m[0]), default=None)
+    return best[1] if best else ""
 
 
 class Study:
@@ -130,6 +157,9 @@ class Study:
     def n_complete(self, fidelity: str | None = None) -> int:
         return sum(1 for t in self.trials((TrialState.COMPLETE,)) if fidelity is None or t.user_attrs.get("fidelity") == fidelity)
 
+    def n_running(self, fidelity: str | None = None) -> int:
+        return sum(1 for t in self.trials((TrialState.RUNNING,)) if fidelity is None or t.user_attrs.get("fidelity") == fidelity)
+
     def n_waiting(self) -> int:
         return len(self.trials((TrialState.WAITING,)))
 
@@ -143,15 +173,53 @@ class Study:
             self.config.space(fidelity).check(w, tol=1e-7)
             self.optuna.enqueue_trial(self.space.as_dict(w), user_attrs={"fidelity": fidelity, **(extra_attrs or {})})
 
-    def start(self, n: int, owner: str | None = None) -> list[optuna.trial.Trial]:
-        """Take up to ``n`` WAITING trials (oldest first) and mark them RUNNING by ``owner`` (this process)."""
-        started = []
-        for _ in range(min(n, self.n_waiting())):
-            trial = self.optuna.ask(fixed_distributions=self.distributions)
-            trial.set_user_attr("seed", self.config.seed + trial.number)
-            trial.set_user_attr("controller", owner or controller_id())
-            started.append(trial)
+    def start(self, n: int, owner: str | None = None, limit: int | None = None) -> list[optuna.trial.Trial]:
+        """Take up to ``n`` WAITING trials (oldest first) and mark them RUNNING by ``owner`` (this process).
+
+        With ``limit``, never more than ``limit`` trials at the search fidelity are complete or running
+        at once: controllers sharing a study take trials under a lock, so together they stop exactly there.
+        """
+        started: list[optuna.trial.Trial] = []
+        with self._claim_lock():
+            if limit is not None:
+                fidelity = self.config.search_fidelity.name
+                busy = sum(
+                    1 for t in self.trials((TrialState.COMPLETE, TrialState.RUNNING))
+                    if t.user_attrs.get("fidelity") == fidelity
+                )
+                n = min(n, limit - busy)
+            for _ in range(max(n, 0)):
+                # Optuna's own queue pop (what study.ask does first): atomic across processes, and it
+                # never creates a trial with sampled (off-polytope) params when the queue is empty.
+                trial_id = self.optuna._pop_waiting_trial_id()
+                if trial_id is None:
+                    break
+                trial = optuna.trial.Trial(self.optuna, trial_id)
+                for name, dist in self.distributions.items():
+                    trial.suggest_float(name, dist.low, dist.high)
+                trial.set_user_attr("seed", self.config.seed + trial.number)
+                trial.set_user_attr("controller", owner or controller_id())
+                started.append(trial)
         return started
+
+    @contextlib.contextmanager
+    def _claim_lock(self):
+        """Serialize trial claims across controllers: a PostgreSQL advisory lock, or a file lock for SQLite."""
+        storage = self.optuna._storage
+        engine = getattr(storage, "engine", None)
+        if engine is not None and engine.dialect.name == "postgresql":
+            with engine.connect() as connection, connection.begin():
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (self.optuna._study_id + 0x6D69786F,))
+                yield
+        elif engine is not None and engine.dialect.name == "sqlite" and engine.url.database:
+            with open(f"{engine.url.database}.lock", "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        else:
+            yield
 
     def weights_of(self, trial: optuna.trial.BaseTrial) -> np.ndarray:
         return np.array([trial.params[name] for name in self.space.names])
@@ -173,6 +241,14 @@ class Study:
             storage.set_trial_user_attr(trial_id, key, _jsonable(value))
         self.optuna.tell(number, values)
         return values
+
+    def set_trial_attr(self, number: int, key: str, value: Any) -> None:
+        storage, trial_id = self._storage_and_id(number)
+        storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+
+    def values_of(self, number: int) -> list[float] | None:
+        storage, trial_id = self._storage_and_id(number)
+        return storage.get_trial(trial_id).values
 
     def fail(self, number: int, reason: str) -> None:
         storage, trial_id = self._storage_and_id(number)
