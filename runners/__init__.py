@@ -6,6 +6,7 @@ RUNNERS = Registry(
     "runner",
     {
         "synthetic": "mixopt.runners.synthetic:SyntheticRunner",
+        "microanneal": "mixopt.runners.microanneal:MicroannealRunner",
         "command": "mixopt.runners.command:CommandRunner",
     },
 )

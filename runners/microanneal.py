@@ -1,0 +1,271 @@
+"""The microanneal runner: continued training of a causal LM on a mixture, then evaluation.
+
+A run loads a base checkpoint (any local transformers checkpoint folder; by default the demo's tiny
+Llama-style model, built on first use), trains it on ``spec.tokens`` tokens drawn from the sources in
+the mixture's token shares, with the learning rate warmed up briefly and then annealed linearly to 0
+(the OLMo midtraining anneal), and evaluates:
+
+- ``bpb_<source>``: held-out bits per byte on each source's last blocks (never trained on);
+- ``<task>_acc`` / ``<task>_bpb``: multiple-choice tasks (a folder of ``<task>.jsonl``; the demo's are
+  math, code, qa and instruct) scored by likelihood over ranked choices;
+- ``sft_answer_loss`` (when ``sft_probe`` is on): the post-trainability probe, a short SFT of a copy of
+  the annealed model on held-out instruction pairs, then its loss per answer token on other pairs;
+- ``train_loss_first`` / ``train_loss_last`` (mean of the first / last tenth of steps) and
+  ``tokens_<source>`` (exact tokens trained per source; the full accounting is in ``accounting.json``).
+
+Sources come from ``spec.source_paths`` (jsonl, parquet, text files or ``save_to_disk`` folders); a
+source listed without paths is the demo source of that name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mixopt.runners.base import Evaluation, RunFailed, Runner, RunSpec
+
+__all__ = ["MicroannealRunner", "anneal", "block_batches", "bf16_supported"]
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX)."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def block_batches(blocks: np.ndarray, batch_size: int) -> Iterator[dict]:
+    """Consecutive ``(batch_size, L)`` batches of blocks ``(n, L)`` as causal-LM inputs (labels = inputs)."""
+    import torch
+
+    for start in range(0, len(blocks) - batch_size + 1, batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(blocks[start : start + batch_size])).long()
+        yield {"input_ids": x, "labels": x}
+
+
+def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning_rate: float, warmup_steps: int,
+           weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0) -> list[float]:
+    """Train ``model`` for ``steps`` batches with AdamW, linear warmup then linear decay to 0; returns the
+    loss of every step."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from mixopt.runners.microanneal_eval import autocast
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.95), weight_decay=weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
+    model.train()
+    losses = []
+    for _, batch in zip(range(steps), batches):
+        with autocast(bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.detach().item())
+    model.eval()
+    return losses
+
+
+@dataclass
+class MicroannealRunner(Runner):
+    """Options (from ``runner.options`` in the study config; see the module docstring for the metrics).
+
+    ``model``: default checkpoint folder when the fidelity names none (None: the demo base model).
+    ``block_size``/``batch_size``: tokens per block and blocks per step. ``learning_rate``: peak rate;
+    ``warmup_fraction`` of the steps warm up, the rest anneal linearly to 0. ``bf16``: "auto" (autocast
+    where the CPU supports it), true or false. ``threads``: torch threads per run. ``heldout_blocks``:
+    blocks per source held out for BPB. ``tasks``: "demo", a folder of ``<task>.jsonl`` or None;
+    ``task_items``: items per task (None: all). ``sft_probe``: run the post-trainability probe on
+    ``sft_data`` ("demo" or a folder with train.jsonl/eval.jsonl of prompt/answer rows).
+    ``default_max_repetition``: epochs allowed for a source whose config sets no max_repetition.
+    ``keep_checkpoint``: save the annealed model (safetensors) in the trial's output folder.
+    """
+
+    model: str | None = None
+    block_size: int = 128
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.0
+    bf16: bool | str = "auto"
+    threads: int = 1
+    heldout_blocks: int = 32
+    eval_batch_size: int = 32
+    tasks: str | None = "demo"
+    task_items: int | None = None
+    sft_probe: bool = False
+    sft_data: str = "demo"
+    sft_steps: int = 20
+    sft_learning_rate: float = 5e-4
+    default_max_repetition: float = 1.0
+    keep_checkpoint: bool = False
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, spec: RunSpec) -> Evaluation:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from mixopt.demo import cache_dir
+        from mixopt.runners import microanneal_data as data
+
+        started = time.perf_counter()
+        torch.set_num_threads(self.threads)
+        bf16 = bf16_supported() if self.bf16 == "auto" else bool(self.bf16)
+        out = Path(spec.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+
+        checkpoint = self._checkpoint(spec)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+        if self.block_size > model.config.max_position_embeddings:
+            raise RunFailed(f"block_size {self.block_size} exceeds the model's {model.config.max_position_embeddings} positions")
+
+        step_tokens = self.block_size * self.batch_size
+        steps = int(spec.tokens // step_tokens)
+        if steps < 1:
+            raise RunFailed(f"fidelity '{spec.fidelity}': {spec.tokens:g} tokens is less than one step ({step_tokens} tokens)")
+        weights = {name: w for name, w in spec.mixture.items() if w > 0}
+        key = data.tokenizer_fingerprint(tokenizer)
+        sources = {
+            name: data.load_source(name, self._paths(spec, name), tokenizer, key, self.block_size,
+                                   self.heldout_blocks, cache_dir() / "tokens")
+            for name in spec.mixture
+        }
+        counts = data.allocate_blocks(weights, steps * self.batch_size)
+        limits = {n: spec.max_repetition.get(n) or self.default_max_repetition for n in weights}
+        chosen = data.select_blocks(counts, {n: len(sources[n].train) for n in weights}, limits, spec.seed,
+                                    self.block_size)
+        blocks = np.concatenate([sources[n].train[chosen[n]] for n in weights])
+        blocks = blocks[np.random.default_rng(spec.seed).permutation(len(blocks))]
+
+        torch.manual_seed(spec.seed)
+        train_started = time.perf_counter()
+        losses = anneal(model, block_batches(blocks, self.batch_size), steps, self.learning_rate,
+                        int(self.warmup_fraction * steps), self.weight_decay, bf16)
+        train_seconds = time.perf_counter() - train_started
+
+        metrics = self._evaluate(model, tokenizer, sources, bf16)
+        tenth = max(1, steps // 10)
+        metrics["train_loss_first"] = float(np.mean(losses[:tenth]))
+        metrics["train_loss_last"] = float(np.mean(losses[-tenth:]))
+        if not np.isfinite(metrics["train_loss_last"]):
+            raise RunFailed(f"training diverged (loss {metrics['train_loss_last']}): lower the learning_rate")
+        tokens = {n: counts.get(n, 0) * self.block_size for n in spec.mixture}
+        metrics.update({f"tokens_{n}": float(t) for n, t in tokens.items()})
+
+        artifacts = {"accounting": str(out / "accounting.json")}
+        (out / "accounting.json").write_text(json.dumps({
+            "block_size": self.block_size, "steps": steps, "tokens": steps * step_tokens,
+            "sources": {n: {"weight": spec.mixture[n], "tokens": tokens[n], "share": tokens[n] / (steps * step_tokens),
+                            "train_tokens_available": len(sources[n].train) * self.block_size,
+                            "epochs": tokens[n] / (len(sources[n].train) * self.block_size)} for n in spec.mixture},
+        }, indent=1))
+        if self.keep_checkpoint:
+            model.save_pretrained(out / "checkpoint")
+            tokenizer.save_pretrained(out / "checkpoint")
+            artifacts["checkpoint"] = str(out / "checkpoint")
+        trained = steps * step_tokens
+        return Evaluation(
+            metrics=metrics,
+            cost={"seconds": time.perf_counter() - started, "train_seconds": train_seconds, "tokens": float(trained),
+                  "tokens_per_second": trained / train_seconds},
+            artifacts=artifacts,
+            runner="microanneal",
+        )
+
+    # -- pieces -------------------------------------------------------------------------------------
+    def _checkpoint(self, spec: RunSpec) -> Path:
+        path = spec.model or self.model
+        if path is None:
+            from mixopt.demo.base import ensure_base
+
+            return ensure_base()
+        if not (Path(path) / "config.json").is_file():
+            raise RunFailed(f"fidelity '{spec.fidelity}': no transformers checkpoint (config.json) at {path}")
+        return Path(path)
+
+    def _paths(self, spec: RunSpec, name: str) -> tuple[str, ...]:
+        paths = spec.source_paths.get(name) or ()
+        if paths:
+            return tuple(paths)
+        from mixopt.demo.data import SOURCES, ensure_data
+
+        if name not in SOURCES:
+            raise RunFailed(f"source '{name}': no paths given and no demo source of that name: set sources[].paths")
+        return (str(ensure_data(check=False).source(name)),)
+
+    def _evaluate(self, model, tokenizer, sources: dict, bf16: bool) -> dict[str, float]:
+        from mixopt.runners import microanneal_eval as ev
+
+        byte_lengths = ev.token_byte_lengths(tokenizer)
+        metrics = {f"bpb_{name}": ev.heldout_bpb(model, s.heldout, byte_lengths, self.eval_batch_size, bf16)
+                   for name, s in sources.items()}
+        max_length = min(model.config.max_position_embeddings, 4 * self.block_size)
+        for path in sorted(self._tasks_dir().glob("*.jsonl")) if self._tasks_dir() else ():
+            scores = ev.score_items(model, tokenizer, ev.load_items(path, self.task_items), self.eval_batch_size,
+                                    bf16, max_length)
+            metrics.update({f"{path.stem}_{k}": v for k, v in scores.items()})
+        if self.sft_probe:
+            metrics["sft_answer_loss"] = self._sft_probe(model, tokenizer, bf16, max_length)
+        return metrics
+
+    def _tasks_dir(self) -> Path | None:
+        if self.tasks is None:
+            return None
+        if self.tasks == "demo":
+            from mixopt.demo.data import ensure_data
+
+            return ensure_data(check=False).tasks_dir
+        if not Path(self.tasks).is_dir():
+            raise RunFailed(f"runner option tasks: no folder at {self.tasks}")
+        return Path(self.tasks)
+
+    def _sft_probe(self, model, tokenizer, bf16: bool, max_length: int) -> float:
+        """Fine-tune a copy on instruction pairs (loss on answers only), then its answer loss on others."""
+        from mixopt.runners import microanneal_eval as ev
+
+        if self.sft_data == "demo":
+            from mixopt.demo.data import ensure_data
+
+            folder = ensure_data(check=False).root / "sft"
+        else:
+            folder = Path(self.sft_data)
+        train, held = ev.load_items(folder / "train.jsonl"), ev.load_items(folder / "eval.jsonl")
+        probe = copy.deepcopy(model)
+        anneal(probe, sft_batches(tokenizer, train, self.batch_size, max_length), self.sft_steps,
+               self.sft_learning_rate, 0, bf16=bf16)
+        return ev.answer_loss(probe, tokenizer, held, self.eval_batch_size, bf16, max_length)
+
+
+def sft_batches(tokenizer, rows: Sequence[dict], batch_size: int, max_length: int) -> Iterator[dict]:
+    """Endless padded batches of ``prompt + answer`` with the loss on answer tokens only."""
+    import torch
+
+    encoded = []
+    for row in rows:
+        prompt = [tokenizer.eos_token_id] + tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        answer = tokenizer(row["answer"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = (prompt + answer)[-max_length:]
+        encoded.append((ids, max(0, len(ids) - len(answer))))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    while True:
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, (ids, n_prompt) in enumerate(chunk):
+                input_ids[r, : len(ids)] = torch.tensor(ids)
+                labels[r, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+                mask[r, : len(ids)] = 1
+            yield {"input_ids": input_ids, "attention_mask": mask, "labels": labels}

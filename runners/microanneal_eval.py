@@ -1,0 +1,111 @@
+"""Evaluation for the microanneal runner: held-out bits per byte and likelihood-ranked multiple choice.
+
+Bits per byte (BPB) = summed next-token loss in nats / ln 2 / bytes of the predicted text; a special token
+(end of text) counts as one byte. Multiple-choice items (``{"context", "choices", "answer"}``) are scored
+as OLMES scores base models: each choice's summed log-likelihood after the context; accuracy ranks the
+choices by log-likelihood per byte, and the task's BPB is that of the correct choice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+def token_byte_lengths(tokenizer) -> np.ndarray:
+    """Bytes of text each token id stands for, shape ``(V,)``; special tokens count as one."""
+    special = set(tokenizer.all_special_ids)
+    lengths = np.ones(len(tokenizer), dtype=np.int64)
+    for token_id in range(len(tokenizer)):
+        if token_id not in special:
+            lengths[token_id] = len(tokenizer.decode([token_id]).encode("utf-8"))
+    return lengths
+
+
+@torch.no_grad()
+def heldout_bpb(model, blocks: np.ndarray, byte_lengths: np.ndarray, batch_size: int, bf16: bool) -> float:
+    """BPB of the model on held-out blocks ``(n, L)``: every token but each block's first is predicted."""
+    nats, n_bytes = 0.0, 0
+    for start in range(0, len(blocks), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(blocks[start : start + batch_size])).long()
+        with autocast(bf16):
+            logits = model(input_ids=x).logits
+        losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), x[:, 1:], reduction="sum")
+        nats += float(losses)
+        n_bytes += int(byte_lengths[x[:, 1:].numpy()].sum())
+    return nats / math.log(2) / n_bytes
+
+
+def load_items(path: Path, limit: int | None = None) -> list[dict]:
+    with open(path) as handle:
+        items = [json.loads(line) for line in handle if line.strip()]
+    return items[:limit] if limit else items
+
+
+@torch.no_grad()
+def continuation_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int, bf16: bool,
+                          max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Summed log-probability ``(n,)`` and token count ``(n,)`` of each continuation after its context.
+
+    Contexts are cut from the left so that context + continuation fit in ``max_length`` tokens."""
+    encoded = []
+    for context, continuation in pairs:
+        ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+        cont = tokenizer(continuation, add_special_tokens=False)["input_ids"][:max_length - 1]
+        ctx = [tokenizer.eos_token_id] + ctx  # a document boundary before the context, as in training
+        ctx = ctx[max(0, len(ctx) + len(cont) - max_length) :]
+        encoded.append((ctx + cont, len(ctx)))
+    order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
+    logprob, count = np.zeros(len(pairs)), np.zeros(len(pairs), dtype=np.int64)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(encoded[i][0]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            seq = encoded[i][0]
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        with autocast(bf16):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, ids[:, 1:, None])[..., 0]
+        for r, i in enumerate(rows):
+            seq, n_ctx = encoded[i]
+            logprob[i] = float(logp[r, n_ctx - 1 : len(seq) - 1].sum())
+            count[i] = len(seq) - n_ctx
+    return logprob, count
+
+
+def score_items(model, tokenizer, items: Sequence[dict], batch_size: int, bf16: bool, max_length: int) -> dict[str, float]:
+    """``{"acc": ..., "bpb": ...}`` over multiple-choice items (mean over items)."""
+    pairs = [(item["context"], choice) for item in items for choice in item["choices"]]
+    logprob, _ = continuation_logprobs(model, tokenizer, pairs, batch_size, bf16, max_length)
+    correct, bpb, offset = 0, 0.0, 0
+    for item in items:
+        k = len(item["choices"])
+        lp = logprob[offset : offset + k]
+        n_bytes = np.array([len(c.encode("utf-8")) for c in item["choices"]])
+        correct += int(np.argmax(lp / n_bytes) == item["answer"])
+        bpb += -lp[item["answer"]] / math.log(2) / n_bytes[item["answer"]]
+        offset += k
+    return {"acc": correct / len(items), "bpb": bpb / len(items)}
+
+
+def answer_loss(model, tokenizer, rows: Sequence[dict], batch_size: int, bf16: bool, max_length: int) -> float:
+    """Mean loss in nats per answer token of ``{"prompt", "answer"}`` rows."""
+    logprob, count = continuation_logprobs(
+        model, tokenizer, [(r["prompt"], r["answer"]) for r in rows], batch_size, bf16, max_length
+    )
+    return float(-logprob.sum() / count.sum())
