@@ -7,6 +7,10 @@ SEARCHERS = Registry(
     "searcher",
     {
         "random": "mixopt.search.random:RandomSearcher",
+        "botorch": "mixopt.search.botorch:BoTorchSearcher",
+        "optuna-tpe": "mixopt.search.optuna:TPESearcher",
+        "optuna-gp": "mixopt.search.optuna:GPSearcher",
+        "optuna-nsga2": "mixopt.search.optuna:NSGA2Searcher",
     },
 )
 

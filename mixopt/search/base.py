@@ -1,7 +1,9 @@
-"""The searcher contract: ``Searcher.propose(space, history, n, seed=...) -> (n, K) array``.
+"""The searcher contract: ``Searcher.propose(space, history, n, seed=...) -> (n, K) array`` and
+``Searcher.recommend(space, history, seed=...) -> (K,)``, the mixture it would train for real.
 
 A searcher is a pure function of the history (no hidden state), so a resumed study needs nothing
-but its storage. Constructors only store options.
+but its storage. Constructors only store options; every searcher takes ``outcome_constraint``
+(see :mod:`mixopt.search.outcome`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mixopt.search.outcome import OutcomeConstraint
 from mixopt.space import MixtureSpace
 
 
@@ -46,7 +49,28 @@ class History:
         return self.values * self.signs
 
 
+def scalarize(maximized: np.ndarray) -> np.ndarray:
+    """Equal-weight sum of per-objective z-scores of ``maximized`` ``(n, m)`` -> ``(n,)``, larger is better."""
+    spread = maximized.std(axis=0)
+    return ((maximized - maximized.mean(axis=0)) / np.where(spread > 0, spread, 1.0)).sum(axis=1)
+
+
 class Searcher(abc.ABC):
+    def __init__(self, outcome_constraint: dict | None = None) -> None:
+        self.outcome_constraint = OutcomeConstraint.parse(outcome_constraint)
+
     @abc.abstractmethod
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
         """``n`` feasible mixtures, shape ``(n, K)``, deterministic for a given history and seed."""
+
+    def recommend(self, space: MixtureSpace, history: History, *, seed: int) -> np.ndarray:
+        """The mixture to train for real, shape ``(K,)``: by default the best measured one on the
+        equal-weight scalarization, among those that meet the outcome constraint when any does."""
+        if len(history) == 0:
+            return space.sample(1, seed=seed)[0]
+        score = scalarize(history.maximized)
+        if self.outcome_constraint is not None:
+            meets = self.outcome_constraint.met(space, history, history.maximized)
+            if meets is not None and meets.any():
+                score = np.where(meets, score, -np.inf)
+        return history.weights[int(np.argmax(score))]

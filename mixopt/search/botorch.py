@@ -1,0 +1,260 @@
+"""The default searcher: Gaussian processes on the mixture weights with noisy batch acquisition.
+
+- Model: one ``SingleTaskGP`` per objective over the free weights (scaled to the unit cube by their
+  bounds), per-dimension length scales with BoTorch's dimension-scaled log-normal prior (so that the
+  GP still learns at 64 sources), outcomes standardized; runners' standard errors, when reported, are
+  the observation noise.
+- Acquisition: qLogNEI for one objective, qLogNEHVI for 2-4, qLogNParEGO beyond (one random
+  Chebyshev scalarization per proposal), conditioned on pending trials.
+- Optimizer: with at most ``continuous_max_sources`` free sources, continuous ``optimize_acqf`` with
+  the polytope's constraints (sum, bounds, groups); otherwise ``optimize_acqf_discrete`` over a pool of
+  feasible candidates: Dirichlet draws around the prior (data-like designs) and, as a trust region,
+  draws around the mixtures the model currently believes best.
+- Initial design: the prior mixture, then sparse-to-dense Dirichlet draws around it.
+- Recommendation: the average of the ``recommend_top`` best mixtures of a large pool by posterior mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mixopt.search.base import History, Searcher, scalarize
+from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
+from mixopt.space import MixtureSpace
+
+DTYPE = torch.float64
+LOCAL_CONCENTRATION = 20.0  # Dirichlet concentration of the trust-region draws (per unit of mass, per source)
+N_LOCAL_CENTERS = 4
+
+
+class BoTorchSearcher(Searcher):
+    """Options: ``n_init`` (design points before the first model), ``prior`` ({source: weight}, the
+    natural distribution; default token shares or uniform), ``pool_size`` (candidates screened per
+    proposal), ``continuous_max_sources``, ``mc_samples``, ``recommend_top``, ``threads``,
+    ``outcome_constraint``."""
+
+    def __init__(
+        self,
+        n_init: int = 16,
+        prior: dict[str, float] | None = None,
+        pool_size: int = 2048,
+        continuous_max_sources: int = 4,
+        mc_samples: int = 128,
+        recommend_top: int = 5,
+        threads: int = 1,
+        outcome_constraint: dict | None = None,
+    ) -> None:
+        super().__init__(outcome_constraint)
+        self.n_init = n_init
+        self.prior = prior
+        self.pool_size = pool_size
+        self.continuous_max_sources = continuous_max_sources
+        self.mc_samples = mc_samples
+        self.recommend_top = recommend_top
+        self.threads = threads
+
+    # -- the contract --------------------------------------------------------------------------
+    def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
+        torch.set_num_threads(self.threads)
+        center = prior_mixture(space, self.prior)
+        if len(history) < max(self.n_init, 2):
+            return self._design(space, history, center, n, seed)
+        free = _free(space)
+        model = fit_model(space, history)
+        acq = self._acquisition(space, history, model, seed)
+        if free.sum() <= self.continuous_max_sources:
+            X = _optimize_continuous(space, acq, n, seed)
+        else:
+            X = self._optimize_discrete(space, history, model, acq, center, n, seed)
+        return _complete(space, X)
+
+    def recommend(self, space: MixtureSpace, history: History, *, seed: int) -> np.ndarray:
+        if len(history) < 2:
+            return super().recommend(space, history, seed=seed)
+        torch.set_num_threads(self.threads)
+        model = fit_model(space, history)
+        center = prior_mixture(space, self.prior)
+        pool = np.vstack([
+            dirichlet_design(space, center, 4 * self.pool_size, seed),
+            local_design(space, _best_believed(space, history, model, 8), 4 * self.pool_size, seed + 1, LOCAL_CONCENTRATION),
+            history.weights,
+        ])
+        mean = posterior_mean(space, model, pool)
+        score = scalarize(mean)
+        floor = self._thresholds(space, history, model)
+        if floor is not None:
+            meets = np.all(mean >= floor, axis=1)
+            if meets.any():
+                score = np.where(meets, score, -np.inf)
+        top = np.argsort(-score)[: self.recommend_top]
+        return pool[top].mean(axis=0)
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def _design(self, space: MixtureSpace, history: History, center: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """The initial design: the prior (and the outcome-constraint baseline) first, then Dirichlet draws."""
+        seen = np.vstack([history.weights, history.pending]) if len(history.pending) else history.weights
+        firsts = [center]
+        if self.outcome_constraint is not None:
+            firsts.insert(0, self.outcome_constraint.baseline_weights(space))
+        firsts = [w for w in firsts if not np.any(np.all(np.abs(seen - w) <= 1e-9, axis=1))]
+        draws = dirichlet_design(space, center, n, seed)
+        return np.vstack(firsts + [draws])[:n]
+
+    def _thresholds(self, space: MixtureSpace, history: History, model) -> np.ndarray | None:
+        """Least acceptable maximized outcomes ``(m,)``: from the measured baseline, else the model's mean."""
+        if self.outcome_constraint is None:
+            return None
+        floor = self.outcome_constraint.thresholds(space, history)
+        if floor is None:
+            baseline = self.outcome_constraint.baseline_weights(space)
+            floor = posterior_mean(space, model, baseline[None])[0] - self.outcome_constraint.margins(len(history.directions))
+        return floor
+
+    def _acquisition(self, space: MixtureSpace, history: History, model, seed: int):
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+        from botorch.acquisition.multi_objective.parego import qLogNParEGO
+        from botorch.sampling.normal import SobolQMCNormalSampler
+        from botorch.utils.multi_objective.hypervolume import infer_reference_point
+        from botorch.utils.multi_objective.pareto import is_non_dominated
+
+        free = _free(space)
+        X = _tensor(history.weights[:, free])
+        pending = _tensor(history.pending[:, free]) if len(history.pending) else None
+        sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=seed)
+        floor = self._thresholds(space, history, model)
+        constraints = None
+        if floor is not None:
+            constraints = [lambda Z, o=o, f=float(floor[o]): f - Z[..., o] for o in range(len(floor))]
+        m = len(history.directions)
+        if m == 1:
+            return qLogNoisyExpectedImprovement(
+                model, X, sampler=sampler, X_pending=pending, prune_baseline=True, constraints=constraints
+            )
+        if m <= 4:
+            Y = _tensor(history.maximized)
+            ref = infer_reference_point(Y[is_non_dominated(Y)])
+            return qLogNoisyExpectedHypervolumeImprovement(
+                model, ref_point=ref, X_baseline=X, sampler=sampler, X_pending=pending,
+                prune_baseline=True, constraints=constraints,
+            )
+        weights = torch.tensor(np.random.default_rng(seed).dirichlet(np.ones(m)), dtype=DTYPE)
+        return qLogNParEGO(
+            model, X, scalarization_weights=weights, sampler=sampler, X_pending=pending,
+            prune_baseline=True, constraints=constraints,
+        )
+
+    def _optimize_discrete(self, space, history, model, acq, center, n, seed) -> np.ndarray:
+        from botorch.optim.optimize import optimize_acqf_discrete
+
+        free = _free(space)
+        pool = np.vstack([
+            dirichlet_design(space, center, self.pool_size // 2, seed),
+            local_design(space, _best_believed(space, history, model, N_LOCAL_CENTERS), self.pool_size // 2, seed + 1, LOCAL_CONCENTRATION),
+        ])
+        if len(history.directions) > 4:  # ParEGO: a fresh scalarization for each proposal
+            chosen = []
+            for i in range(n):
+                acq = self._acquisition(space, _with_pending(history, chosen), model, seed + i)
+                x, _ = optimize_acqf_discrete(acq, 1, _tensor(pool[:, free]), X_avoid=_tensor(np.array(chosen)) if chosen else None)
+                chosen.append(_complete(space, x.numpy())[0])
+            return np.array(chosen)[:, free]
+        X, _ = optimize_acqf_discrete(acq, n, _tensor(pool[:, free]))
+        return X.numpy()
+
+
+# -- model helpers (pure functions of the history) ------------------------------------------------
+def _free(space: MixtureSpace) -> np.ndarray:
+    """Mask ``(K,)`` of the sources whose weight is not pinned by their bounds."""
+    return space.upper - space.lower > 1e-12
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=float), dtype=DTYPE)
+
+
+def fit_model(space: MixtureSpace, history: History):
+    """One GP per objective on the free weights, fitted by marginal likelihood; a ModelListGP if m > 1."""
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import ModelListGP, SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    free = _free(space)
+    X = _tensor(history.weights[:, free])
+    bounds = _tensor(np.stack([space.lower[free], space.upper[free]]))
+    Y = _tensor(history.maximized)
+    Yvar = None
+    if history.stderr is not None and np.all(np.isfinite(history.stderr)):
+        Yvar = _tensor(np.maximum(history.stderr**2, 1e-10))
+    models = []
+    for o in range(Y.shape[1]):
+        gp = SingleTaskGP(
+            X, Y[:, o : o + 1], None if Yvar is None else Yvar[:, o : o + 1],
+            input_transform=Normalize(d=X.shape[1], bounds=bounds), outcome_transform=Standardize(m=1),
+        )
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+        models.append(gp)
+    return models[0] if len(models) == 1 else ModelListGP(*models)
+
+
+def posterior_mean(space: MixtureSpace, model, W: np.ndarray) -> np.ndarray:
+    """Posterior mean of the maximized objectives at mixtures ``W`` ``(n, K)`` -> ``(n, m)``."""
+    X = _tensor(W[:, _free(space)])
+    with torch.no_grad():
+        return torch.cat([model.posterior(chunk).mean for chunk in X.split(4096)]).numpy()
+
+
+def _best_believed(space: MixtureSpace, history: History, model, k: int) -> np.ndarray:
+    """The ``k`` measured mixtures with the best scalarized posterior mean, ``(k, K)``."""
+    score = scalarize(posterior_mean(space, model, history.weights))
+    return history.weights[np.argsort(-score)[:k]]
+
+
+def _with_pending(history: History, extra: list[np.ndarray]) -> History:
+    if not extra:
+        return history
+    pending = np.vstack([history.pending, np.array(extra)]) if len(history.pending) else np.array(extra)
+    return History(history.weights, history.values, history.directions, history.stderr, pending)
+
+
+def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndarray:
+    """Sequential-greedy ``optimize_acqf`` over the free weights with sum, bound and group constraints."""
+    from botorch.optim.optimize import optimize_acqf
+
+    free = _free(space)
+    idx = torch.arange(int(free.sum()))
+    pinned = space.lower[~free].sum()
+    equality = [(idx, torch.ones(len(idx), dtype=DTYPE), float(1.0 - pinned))]
+    inequality = []
+    M = space.group_matrix()
+    for g, (lo, hi) in enumerate(zip(*space.group_bounds)):
+        members = torch.as_tensor(np.flatnonzero(M[g, free]))
+        offset = float(M[g, ~free] @ space.lower[~free])
+        if len(members) == 0:
+            continue
+        ones = torch.ones(len(members), dtype=DTYPE)
+        if lo > 0:
+            inequality.append((members, ones, float(lo - offset)))
+        if hi < 1:
+            inequality.append((members, -ones, float(offset - hi)))
+    bounds = _tensor(np.stack([space.lower[free], space.upper[free]]))
+    torch.manual_seed(seed)
+    X, _ = optimize_acqf(
+        acq, bounds=bounds, q=n, num_restarts=2, raw_samples=128, sequential=True,
+        equality_constraints=equality, inequality_constraints=inequality or None,
+        options={"maxiter": 50, "seed": seed},
+    )
+    return X.detach().numpy()
+
+
+def _complete(space: MixtureSpace, X_free: np.ndarray) -> np.ndarray:
+    """Full mixtures ``(n, K)`` from free weights ``(n, k)``, pinned sources at their bound, made feasible."""
+    free = _free(space)
+    W = np.tile(space.lower, (len(X_free), 1))
+    W[:, free] = X_free
+    bad = [i for i in range(len(W)) if not space.is_feasible(W[i])]
+    if bad:
+        W[bad] = space.project(W[bad])
+    return W
