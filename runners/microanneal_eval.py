@@ -24,11 +24,23 @@ def autocast(enabled: bool):
 
 
 def token_byte_lengths(tokenizer) -> np.ndarray:
-    """Bytes of text each token id stands for, shape ``(V,)``; special tokens count as one."""
+    """Bytes of text each token id stands for, shape ``(V,)``; special tokens count as one.
+
+    Exact for byte-level BPE (each character of a token names one byte); other tokenizers are measured by
+    decoding each token alone, which miscounts tokens that hold part of a character."""
+    from tokenizers import decoders
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
     special = set(tokenizer.all_special_ids)
+    byte_level = isinstance(tokenizer.backend_tokenizer.decoder, decoders.ByteLevel)
+    byte_chars = set(bytes_to_unicode().values())
     lengths = np.ones(len(tokenizer), dtype=np.int64)
-    for token_id in range(len(tokenizer)):
-        if token_id not in special:
+    for token_id, token in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))):
+        if token_id in special:
+            continue
+        if byte_level and set(token) <= byte_chars:
+            lengths[token_id] = len(token)
+        else:
             lengths[token_id] = len(tokenizer.decode([token_id]).encode("utf-8"))
     return lengths
 

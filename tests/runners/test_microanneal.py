@@ -1,0 +1,206 @@
+"""The microanneal runner on a tiny Llama built from a config and a tokenizer trained here (seconds)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+from mixopt.errors import RunFailed
+from mixopt.runners import RUNNERS
+from mixopt.runners import microanneal_data as data
+from mixopt.runners import microanneal_eval as ev
+from mixopt.runners.base import RunSpec
+from mixopt.runners.microanneal import MicroannealRunner
+
+BLOCK, BATCH = 32, 8
+WORDS = "the king said that his horse ran over green hills and slept under old oak trees while rain fell".split()
+
+
+def arithmetic_doc(rng: random.Random) -> str:
+    return "\n".join(f"{a} + {b} = {a + b}" for a, b in ((rng.randint(1, 99), rng.randint(1, 99)) for _ in range(20)))
+
+
+def prose_doc(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(120)) + "."
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny checkpoint and two very different sources (arithmetic lines, prose), as jsonl files."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mixopt.demo.base import train_tokenizer
+
+    root = tmp_path_factory.mktemp("micro")
+    rng = random.Random(0)
+    docs = {"arith": [arithmetic_doc(rng) for _ in range(300)], "prose": [prose_doc(rng) for _ in range(300)]}
+    paths = {}
+    for name, texts in docs.items():
+        paths[name] = root / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    tokenizer = train_tokenizer(docs["arith"][:50] + docs["prose"][:50], vocab_size=400)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model_dir = root / "base"
+    LlamaForCausalLM(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    return {"root": root, "model": str(model_dir), "paths": paths, "tokenizer": tokenizer}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(world, monkeypatch):
+    monkeypatch.setenv("MIXOPT_CACHE", str(world["root"] / "cache"))
+
+
+def runner(**options) -> MicroannealRunner:
+    base = dict(block_size=BLOCK, batch_size=BATCH, learning_rate=3e-3, heldout_blocks=8, tasks=None, threads=1)
+    return MicroannealRunner(**{**base, **options})
+
+
+def spec(world, tmp_path, mixture, tokens=BLOCK * BATCH * 30, seed=0, **extra) -> RunSpec:
+    paths = {name: (str(world["paths"][name]),) for name in mixture if name in world["paths"]}
+    return RunSpec(trial=0, mixture=mixture, fidelity="micro", tokens=tokens, seed=seed, output_dir=str(tmp_path / "out"),
+                   model=world["model"], source_paths={**paths, **extra.pop("source_paths", {})}, **extra)
+
+
+def test_registered_and_picklable():
+    made = RUNNERS.create("microanneal", {"batch_size": 4})
+    assert isinstance(made, MicroannealRunner) and pickle.loads(pickle.dumps(made)) == made
+
+
+def test_training_lowers_the_loss(world, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    result = runner().run(spec(world, tmp_path, {"arith": 0.5, "prose": 0.5}))
+    assert result.metrics["train_loss_last"] < result.metrics["train_loss_first"] - 1.0
+    # Held-out BPB of the untouched base model on the same blocks is far higher.
+    tokenizer = world["tokenizer"]
+    source = data.load_source("prose", [str(world["paths"]["prose"])], tokenizer, data.tokenizer_fingerprint(tokenizer),
+                              BLOCK, 8, world["root"] / "cache" / "tokens")
+    base = AutoModelForCausalLM.from_pretrained(world["model"], dtype=torch.float32).eval()
+    before = ev.heldout_bpb(base, source.heldout, ev.token_byte_lengths(tokenizer), 16, bf16=False)
+    assert result.metrics["bpb_prose"] < before - 0.25
+    assert result.cost["tokens"] == BLOCK * BATCH * 30 and result.cost["tokens_per_second"] > 0
+    assert result.runner == "microanneal"
+
+
+def test_same_seed_same_metrics(world, tmp_path):
+    mixture = {"arith": 0.3, "prose": 0.7}
+    first = runner().run(spec(world, tmp_path, mixture, seed=5)).metrics
+    second = runner().run(spec(world, tmp_path, mixture, seed=5)).metrics
+    assert first == second
+    other = runner().run(spec(world, tmp_path, mixture, seed=6)).metrics
+    assert other != first
+
+
+def test_richer_mixture_lowers_that_sources_bpb(world, tmp_path):
+    """Margin: 0.1 bits per byte between a 90% and a 10% share, each way."""
+    arith_rich = runner().run(spec(world, tmp_path, {"arith": 0.9, "prose": 0.1})).metrics
+    prose_rich = runner().run(spec(world, tmp_path, {"arith": 0.1, "prose": 0.9})).metrics
+    assert arith_rich["bpb_arith"] < prose_rich["bpb_arith"] - 0.1
+    assert prose_rich["bpb_prose"] < arith_rich["bpb_prose"] - 0.1
+
+
+def test_token_accounting_matches_mixture(world, tmp_path):
+    mixture = {"arith": 0.237, "prose": 0.763}
+    tokens = BLOCK * BATCH * 25
+    result = runner().run(spec(world, tmp_path, mixture, tokens=tokens + 100))
+    accounting = json.loads(open(result.artifacts["accounting"]).read())
+    assert accounting["tokens"] == tokens
+    for name, weight in mixture.items():
+        assert abs(result.metrics[f"tokens_{name}"] - weight * tokens) <= BLOCK
+        assert accounting["sources"][name]["tokens"] == result.metrics[f"tokens_{name}"]
+    assert sum(result.metrics[f"tokens_{n}"] for n in mixture) == tokens
+
+
+def test_source_too_small_fails_naming_it(world, tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text(prose_doc(random.Random(1)) * 3)
+    mixture = {"prose": 0.5, "small": 0.5}
+    with pytest.raises(RunFailed, match=r"source 'small': .*max_repetition of 2"):
+        runner().run(spec(world, tmp_path, mixture, source_paths={"small": (str(small),)}, max_repetition={"small": 2.0}))
+
+
+def test_missing_path_and_unknown_demo_source_fail_clearly(world, tmp_path):
+    with pytest.raises(RunFailed, match=r"source 'prose': no files at"):
+        runner().run(spec(world, tmp_path, {"prose": 1.0}, source_paths={"prose": (str(tmp_path / "nope.jsonl"),)}))
+    with pytest.raises(RunFailed, match=r"source 'mystery': no paths given and no demo source"):
+        runner().run(spec(world, tmp_path, {"prose": 0.5, "mystery": 0.5}))
+
+
+def test_every_input_format_reads_the_same_documents(world, tmp_path):
+    import datasets
+
+    texts = [json.loads(line)["text"] for line in world["paths"]["prose"].read_text().splitlines()]
+    datasets.Dataset.from_dict({"text": texts}).to_parquet(str(tmp_path / "p.parquet"))
+    datasets.Dataset.from_dict({"text": texts}).save_to_disk(str(tmp_path / "saved"))
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i, text in enumerate(texts[:3]):
+        (folder / f"{i}.txt").write_text(text)
+    assert list(data.read_documents("s", [str(tmp_path / "p.parquet")])) == texts
+    assert list(data.read_documents("s", [str(tmp_path / "saved")])) == texts
+    assert list(data.read_documents("s", [str(world["paths"]["prose"])])) == texts
+    assert list(data.read_documents("s", [str(folder / f"{i}.txt") for i in range(3)])) == texts[:3]
+    with pytest.raises(RunFailed, match="source 's': cannot read x.csv"):
+        (tmp_path / "x.csv").write_text("a,b")
+        list(data.read_documents("s", [str(tmp_path / "x.csv")]))
+
+
+def test_checkpoint_is_kept_as_safetensors(world, tmp_path):
+    result = runner(keep_checkpoint=True).run(spec(world, tmp_path, {"arith": 0.5, "prose": 0.5}, tokens=BLOCK * BATCH * 4))
+    assert (tmp_path / "out" / "checkpoint" / "model.safetensors").is_file()
+    assert result.artifacts["checkpoint"] == str(tmp_path / "out" / "checkpoint")
+
+
+def test_tasks_and_sft_probe_are_scored(world, tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    rng = random.Random(3)
+    items = []
+    for _ in range(20):
+        a, b = rng.randint(1, 99), rng.randint(1, 99)
+        choices = [f" {a + b}", f" {a + b + 1}", f" {a + b + 10}", f" {a + b - 1}"]
+        items.append({"context": f"{a} + {b} =", "choices": choices, "answer": 0})
+    (tasks / "sums.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    for split in ("train", "eval"):
+        rows = [{"prompt": f"{i} + 1 =", "answer": f" {i + 1}"} for i in range(30)]
+        (sft / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = runner(tasks=str(tasks), sft_probe=True, sft_data=str(sft), sft_steps=5).run(
+        spec(world, tmp_path, {"arith": 0.9, "prose": 0.1})).metrics
+    assert 0.0 <= metrics["sums_acc"] <= 1.0 and metrics["sums_bpb"] > 0
+    assert metrics["sft_answer_loss"] > 0
+
+
+# -- pure pieces ----------------------------------------------------------------------------------------
+def test_allocate_blocks_is_exact_and_proportional():
+    counts = data.allocate_blocks({"a": 0.5, "b": 0.3, "c": 0.2}, 7)
+    assert sum(counts.values()) == 7 and counts == {"a": 4, "b": 2, "c": 1}
+    counts = data.allocate_blocks({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 1000)
+    assert sorted(counts.values()) == [333, 333, 334]
+
+
+def test_select_blocks_repeats_whole_epochs_first():
+    chosen = data.select_blocks({"a": 25}, {"a": 10}, {"a": 3.0}, seed=0, block_size=4)
+    values, repeats = np.unique(chosen["a"], return_counts=True)
+    assert len(values) == 10 and set(repeats) == {2, 3}
+    with pytest.raises(RunFailed, match=r"source 'a': the mixture needs 100 tokens .*2.50 epochs"):
+        data.select_blocks({"a": 25}, {"a": 10}, {"a": 2.0}, seed=0, block_size=4)
+
+
+def test_token_byte_lengths_sum_to_the_text_bytes(world):
+    tokenizer = world["tokenizer"]
+    text = "The king said 12 + 7 = 19, café naïve — done."
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ev.token_byte_lengths(tokenizer)[ids].sum() == len(text.encode("utf-8"))
