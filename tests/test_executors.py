@@ -45,7 +45,7 @@ def test_local_executor_runs_in_spawned_workers_with_pinned_threads():
         assert by_index[0] == 9 and by_index[1] == 0 and isinstance(by_index[2], ValueError)
         facts = [facts for _, facts in executor.map(worker_facts, [None, None])]
         assert all(pid != os.getpid() for pid, _, _ in facts)
-        assert all(threads == ("1", 1) for _, *threads in facts)
+        assert all(env == "1" and torch_threads == 1 for _, env, torch_threads in facts)
     finally:
         executor.close()
 
