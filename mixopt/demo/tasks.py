@@ -181,9 +181,11 @@ def cloze_items(sentences: list[str], rng: random.Random, n: int) -> list[dict]:
     items = []
     for sentence, match in rng.sample(blanks, min(len(blanks), 2 * n)):
         word = match.group()
-        wrong = {w for w in rng.sample(pools[word.isdigit()], 8) if w != word}
+        pool = pools[word.isdigit()]
+        wrong = sorted({w for w in rng.sample(pool, min(8, len(pool))) if w != word})
         if len(wrong) >= N_CHOICES - 1 and match.start() >= 20:
-            items.append(_item(sentence[: match.start() - 1], " " + word, [" " + w for w in rng.sample(sorted(wrong), N_CHOICES - 1)], rng))
+            wrong = [" " + w for w in rng.sample(wrong, N_CHOICES - 1)]
+            items.append(_item(sentence[: match.start() - 1], " " + word, wrong, rng))
         if len(items) == n:
             break
     return items
