@@ -98,7 +98,7 @@ class MicroannealRunner(Runner):
     weight_decay: float = 0.0
     bf16: bool | str = "auto"
     threads: int = 1
-    heldout_blocks: int = 32
+    heldout_blocks: int = 16
     eval_batch_size: int = 32
     tasks: str | None = "demo"
     task_items: int | None = None
@@ -114,7 +114,6 @@ class MicroannealRunner(Runner):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from mixopt.demo import cache_dir
         from mixopt.runners import microanneal_data as data
 
         started = time.perf_counter()
@@ -133,19 +132,9 @@ class MicroannealRunner(Runner):
         steps = int(spec.tokens // step_tokens)
         if steps < 1:
             raise RunFailed(f"fidelity '{spec.fidelity}': {spec.tokens:g} tokens is less than one step ({step_tokens} tokens)")
-        weights = {name: w for name, w in spec.mixture.items() if w > 0}
-        key = data.tokenizer_fingerprint(tokenizer)
-        sources = {
-            name: data.load_source(name, self._paths(spec, name), tokenizer, key, self.block_size,
-                                   self.heldout_blocks, cache_dir() / "tokens")
-            for name in spec.mixture
-        }
-        counts = data.allocate_blocks(weights, steps * self.batch_size)
-        limits = {n: spec.max_repetition.get(n) or self.default_max_repetition for n in weights}
-        chosen = data.select_blocks(counts, {n: len(sources[n].train) for n in weights}, limits, spec.seed,
-                                    self.block_size)
-        blocks = np.concatenate([sources[n].train[chosen[n]] for n in weights])
-        blocks = blocks[np.random.default_rng(spec.seed).permutation(len(blocks))]
+        sources = self.load_sources(spec, tokenizer)
+        limits = {n: spec.max_repetition.get(n) or self.default_max_repetition for n in spec.mixture}
+        blocks, counts = data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed)
 
         torch.manual_seed(spec.seed)
         train_started = time.perf_counter()
@@ -183,6 +172,18 @@ class MicroannealRunner(Runner):
         )
 
     # -- pieces -------------------------------------------------------------------------------------
+    def load_sources(self, spec: RunSpec, tokenizer) -> dict:
+        """Every source of the spec, tokenized, packed and split (``PackedSource`` by name)."""
+        from mixopt.demo import cache_dir
+        from mixopt.runners import microanneal_data as data
+
+        key = data.tokenizer_fingerprint(tokenizer)
+        return {
+            name: data.load_source(name, self._paths(spec, name), tokenizer, key, self.block_size,
+                                   self.heldout_blocks, cache_dir() / "tokens")
+            for name in spec.mixture
+        }
+
     def _checkpoint(self, spec: RunSpec) -> Path:
         path = spec.model or self.model
         if path is None:

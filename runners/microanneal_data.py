@@ -154,3 +154,14 @@ def select_blocks(counts: dict[str, int], available: dict[str, int], max_repetit
         laps = -(-count // n)
         chosen[name] = np.concatenate([rng.permutation(n) for _ in range(laps)])[:count]
     return chosen
+
+
+def mixture_blocks(sources: dict[str, PackedSource], mixture: dict[str, float], total_blocks: int,
+                   max_repetition: dict[str, float], seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """A mixture's training blocks ``(total_blocks, L)`` in a seeded order, and the blocks per source."""
+    weights = {name: w for name, w in mixture.items() if w > 0}
+    block_size = next(iter(sources.values())).train.shape[1]
+    counts = allocate_blocks(weights, total_blocks)
+    chosen = select_blocks(counts, {n: len(sources[n].train) for n in weights}, max_repetition, seed, block_size)
+    blocks = np.concatenate([sources[n].train[chosen[n]] for n in weights])
+    return blocks[np.random.default_rng(seed).permutation(len(blocks))], counts

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ TOKENIZER_BYTES = 12_000_000  # text the tokenizer is trained on, spread over al
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 MODEL = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 4, "max_position_embeddings": 512}
-PRETRAIN = {"mixture": {"web": 0.4, "books": 0.3, "code": 0.3}, "tokens": 1_500_000, "block_size": 128,
+PRETRAIN = {"mixture": {"web": 0.4, "books": 0.3, "code": 0.3}, "tokens": 1_000_000, "block_size": 128,
             "batch_size": 16, "learning_rate": 3e-3, "warmup_fraction": 0.05, "seed": 0}
 
 
@@ -67,7 +66,7 @@ def _build(root: Path, threads: int) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from mixopt.runners import microanneal_data as data
-    from mixopt.runners.microanneal import anneal, bf16_supported, block_batches
+    from mixopt.runners.microanneal import MicroannealRunner, anneal, bf16_supported, block_batches
 
     torch.set_num_threads(threads)
     demo = ensure_data()
@@ -84,14 +83,12 @@ def _build(root: Path, threads: int) -> dict:
     model = LlamaForCausalLM(config)
     key = data.tokenizer_fingerprint(tokenizer)
     steps = p["tokens"] // (p["block_size"] * p["batch_size"])
-    counts = data.allocate_blocks(p["mixture"], steps * p["batch_size"])
-    rng = np.random.default_rng(p["seed"])
-    parts = []
-    for name, count in counts.items():
-        source = data.load_source(name, [str(demo.source(name))], tokenizer, key, p["block_size"], 32,
-                                  cache_dir() / "tokens")
-        parts.append(source.train[rng.permutation(len(source.train))[:count]])
-    blocks = np.concatenate(parts)[rng.permutation(sum(counts.values()))]
+    # The runner's default held-out blocks stay unseen (a run holding out more would see part of them).
+    heldout = MicroannealRunner.heldout_blocks
+    sources = {name: data.load_source(name, [str(demo.source(name))], tokenizer, key, p["block_size"], heldout,
+                                      cache_dir() / "tokens") for name in p["mixture"]}
+    blocks, _ = data.mixture_blocks(sources, p["mixture"], steps * p["batch_size"],
+                                    dict.fromkeys(p["mixture"], 1.0), p["seed"])
     started = time.perf_counter()
     losses = anneal(model, block_batches(blocks, p["batch_size"]), steps, p["learning_rate"],
                     int(p["warmup_fraction"] * steps), bf16=bf16_supported())
