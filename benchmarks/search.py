@@ -197,7 +197,7 @@ def quality(args: argparse.Namespace) -> None:
     problems = args.problems or (("syn-5x1",) if args.fast else REAL + SYNTHETIC)
     searchers = args.searchers or (SEARCHER_NAMES if not args.fast else ("botorch", "random"))
     budget, batch = (16, 8) if args.fast else (args.budget, args.batch)
-    checkpoints = tuple(sorted({c for c in (16, 32, budget) if c <= budget}))
+    checkpoints = tuple(sorted({c for c in (32, budget) if c <= budget})) if not args.fast else (16,)
     options = {"n_init": 8, "pool_size": 256, "continuous_max_sources": 0} if args.fast else {}
     jobs = []
     for problem in problems:

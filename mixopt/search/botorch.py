@@ -38,10 +38,10 @@ class BoTorchSearcher(Searcher):
         self,
         n_init: int = 16,
         prior: dict[str, float] | None = None,
-        pool_size: int = 2048,
+        pool_size: int = 1024,
         continuous_max_sources: int = 4,
-        mc_samples: int = 128,
-        recommend_top: int = 5,
+        mc_samples: int = 64,
+        recommend_top: int = 20,
         threads: int = 1,
         outcome_constraint: dict | None = None,
     ) -> None:

@@ -86,7 +86,7 @@ class OptunaSearcher(Searcher):
         self.max_rejections = max_rejections
 
     @abc.abstractmethod
-    def sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         """A freshly seeded sampler."""
 
     def system_attrs(self, index: int) -> dict:
@@ -97,8 +97,7 @@ class OptunaSearcher(Searcher):
         coords = StickBreaking(space)
         names = [f"u{j}" for j in range(coords.n_coordinates)]
         distributions = {name: FloatDistribution(0.0, 1.0) for name in names}
-        m = len(history.directions)
-        study = optuna.create_study(directions=list(history.directions), sampler=self.sampler(seed, m))
+        study = optuna.create_study(directions=list(history.directions), sampler=self.sampler(seed))
         floor = self.outcome_constraint.thresholds(space, history) if self.outcome_constraint else None
         constrained = bool(space.groups) or floor is not None
         lie = list(history.values.mean(axis=0)) if len(history) else None
@@ -170,7 +169,7 @@ class TPESearcher(OptunaSearcher):
         super().__init__(max_rejections, outcome_constraint)
         self.n_startup_trials = n_startup_trials
 
-    def sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(
             seed=seed, multivariate=True, constant_liar=True, n_startup_trials=self.n_startup_trials
         )
@@ -185,7 +184,7 @@ class GPSearcher(OptunaSearcher):
         super().__init__(max_rejections, outcome_constraint)
         self.n_startup_trials = n_startup_trials
 
-    def sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup_trials, warn_independent_sampling=False)
 
 
@@ -196,7 +195,7 @@ class NSGA2Searcher(OptunaSearcher):
         super().__init__(max_rejections, outcome_constraint)
         self.population_size = population_size
 
-    def sampler(self, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population_size)
 
     def system_attrs(self, index: int) -> dict:

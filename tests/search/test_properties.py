@@ -12,7 +12,7 @@ from tests.search.conftest import extend, spaces, toy_history
 
 FAST_OPTIONS = {
     "random": {},
-    "botorch": {"n_init": 4, "pool_size": 128, "mc_samples": 16},
+    "botorch": {"n_init": 4, "pool_size": 128, "mc_samples": 16, "continuous_max_sources": 0},
     "optuna-tpe": {"n_startup_trials": 4},
     "optuna-gp": {"n_startup_trials": 4},
     "optuna-nsga2": {"population_size": 4},

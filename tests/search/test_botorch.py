@@ -1,0 +1,72 @@
+"""The default searcher's pieces: acquisition by number of objectives, noise from standard errors,
+the continuous path with group constraints, and recommending from the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
+
+from mixopt.search.base import History
+from mixopt.search.botorch import BoTorchSearcher, fit_model, posterior_mean
+from mixopt.space import Group, MixtureSpace, Source
+from tests.search.conftest import toy_history
+
+SPACE = MixtureSpace(tuple(Source(f"s{k}") for k in range(6)), (Group("first", ("s0", "s1"), 0.2, 0.5),))
+
+
+@pytest.mark.parametrize(
+    "n_objectives, kind", [(1, qLogNoisyExpectedImprovement), (3, qLogNoisyExpectedHypervolumeImprovement), (5, qLogNParEGO)]
+)
+def test_acquisition_follows_the_number_of_objectives(n_objectives, kind):
+    history = toy_history(SPACE, 12, n_objectives)
+    searcher = BoTorchSearcher(mc_samples=16)
+    assert isinstance(searcher._acquisition(SPACE, history, fit_model(SPACE, history), seed=0), kind)
+
+
+def test_reported_standard_errors_are_the_observation_noise():
+    with_se = fit_model(SPACE, toy_history(SPACE, 10, stderr=True))
+    without = fit_model(SPACE, toy_history(SPACE, 10))
+    assert isinstance(with_se.likelihood, FixedNoiseGaussianLikelihood)
+    assert not isinstance(without.likelihood, FixedNoiseGaussianLikelihood)
+
+
+def test_each_objective_gets_its_own_gp_with_per_source_length_scales():
+    model = fit_model(SPACE, toy_history(SPACE, 12, n_objectives=2))
+    assert len(model.models) == 2
+    for gp in model.models:
+        assert gp.covar_module.lengthscale.shape[-1] == SPACE.dim
+
+
+def test_continuous_and_discrete_paths_meet_the_group_constraint():
+    history = toy_history(SPACE, 10, seed=1)
+    for limit in (10, 0):  # 6 free sources: continuous when allowed, else the discrete pool
+        batch = BoTorchSearcher(n_init=4, continuous_max_sources=limit, pool_size=128, mc_samples=16).propose(
+            SPACE, history, 3, seed=2
+        )
+        assert all(SPACE.is_feasible(w, tol=1e-7) for w in batch)
+        assert len(np.unique(batch.round(6), axis=0)) == 3
+
+
+def test_recommendation_comes_from_the_model_not_the_noisiest_lucky_draw():
+    """A lucky noisy draw far from the optimum does not fool the model's recommendation."""
+    space = MixtureSpace(tuple(Source(f"s{k}") for k in range(4)))
+    optimum = np.array([0.4, 0.3, 0.2, 0.1])
+    W = space.sample(40, seed=0)
+    values = ((W - optimum) ** 2).sum(axis=1, keepdims=True) + np.random.default_rng(0).normal(0, 0.002, (40, 1))
+    lucky = np.argmax(((W - optimum) ** 2).sum(axis=1))
+    values[lucky] = -1.0  # the worst mixture reads as the best by far once
+    history = History(W, values, ("minimize",))
+    recommended = BoTorchSearcher(pool_size=512).recommend(space, history, seed=0)
+    assert space.is_feasible(recommended)
+    assert ((recommended - optimum) ** 2).sum() < ((W[lucky] - optimum) ** 2).sum() / 4
+
+
+def test_posterior_mean_is_oriented_so_that_larger_is_better():
+    history = toy_history(SPACE, 12)
+    model = fit_model(SPACE, history)
+    mean = posterior_mean(SPACE, model, history.weights)[:, 0]
+    assert np.corrcoef(mean, history.values[:, 0])[0, 1] < -0.5
