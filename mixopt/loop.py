@@ -108,8 +108,9 @@ def run_study(
             free = batch_size - len(in_flight)
             if free > 0 and completed < n_trials:
                 wanted = min(free, n_trials - completed - study.n_running(fidelity))
-                if wanted > study.n_waiting():
-                    propose_batch(study, wanted - study.n_waiting())
+                missing = wanted - study.n_waiting()
+                if missing > 0:
+                    propose_batch(study, missing)
                 specs = run_specs(study, study.start(wanted, limit=n_trials), output_root)
                 handles = executor.submit_many(runner.run, specs) if specs else []
                 for handle, spec in zip(handles, specs):

@@ -160,7 +160,7 @@ class MixtureSpace:
         """
         w = np.asarray(w, dtype=float)
         if w.ndim == 2:
-            return np.stack([self.round(row, granularity) for row in w])
+            return np.stack([self.round(row, granularity) for row in w]) if len(w) else w.reshape(0, self.dim)
         units = round(1.0 / granularity)
         if units < 1 or abs(units * granularity - 1.0) > 1e-12:
             raise ConfigError(f"granularity {granularity} must divide 1 exactly (e.g. 1e-3, 1e-4)")

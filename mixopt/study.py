@@ -8,11 +8,13 @@ the config text and mixopt version are study user attrs. Any Optuna tool can rea
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import os
 import re
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 CONFIG_ATTR = "mixopt_config"
 CONFIG_DIR_ATTR = "mixopt_config_dir"
 VERSION_ATTR = "mixopt_version"
+UNLABELLED_GRACE_SECONDS = 120
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
 
 
@@ -58,7 +61,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             )
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = _create_rdb_storage(url, engine_kwargs)
         if url.startswith("sqlite:"):
             # WAL lets readers (status, dashboards) work while a controller writes; it persists in the file.
             with storage.engine.connect() as connection:
@@ -67,6 +70,20 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageError(f"cannot open storage {mask_url(url)}: {reason}") from None
+
+
+def _create_rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
+    """``RDBStorage``, retried when controllers starting together race to create its tables."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "lustre", "gpfs", "beegfs", "9p"}
@@ -206,7 +223,7 @@ class Study:
     def _claim_lock(self):
         """Serialize trial claims across controllers: a PostgreSQL advisory lock, or a file lock for SQLite."""
         storage = self.optuna._storage
-        engine = getattr(storage, "engine", None)
+        engine = getattr(getattr(storage, "_backend", storage), "engine", None)  # under Optuna's cache
         if engine is not None and engine.dialect.name == "postgresql":
             with engine.connect() as connection, connection.begin():
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (self.optuna._study_id + 0x6D69786F,))
@@ -268,7 +285,12 @@ class Study:
         recovered = []
         for trial in self.trials((TrialState.RUNNING,)):
             owner = trial.user_attrs.get("controller")
-            if owner == EXTERNAL or (owner is not None and not _controller_is_dead(owner)):
+            if owner is None:
+                # Claimed but not yet labelled (a controller between two writes), unless it stayed so.
+                started = trial.datetime_start or datetime.datetime.now()
+                if (datetime.datetime.now() - started).total_seconds() < UNLABELLED_GRACE_SECONDS:
+                    continue
+            elif owner == EXTERNAL or not _controller_is_dead(owner):
                 continue
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
             self.optuna.enqueue_trial(

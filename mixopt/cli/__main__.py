@@ -1,0 +1,5 @@
+"""``python -m mixopt.cli`` runs the ``mixopt`` command."""
+
+from mixopt.cli import main
+
+main()

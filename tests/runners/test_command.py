@@ -1,0 +1,106 @@
+"""The command runner with small real programs: success, failure, timeout, bad metrics, hostile names."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixopt.errors import ConfigError
+from mixopt.runners.base import RunFailed, RunSpec
+from mixopt.runners.command import CommandRunner
+
+TRAIN = textwrap.dedent(
+    """
+    import json, sys
+    spec = json.load(open(sys.argv[1]))
+    mode = sys.argv[2]
+    if mode == "fail":
+        print("CUDA out of memory (pretend)", file=sys.stderr)
+        sys.exit(3)
+    if mode == "hang":
+        import time
+        time.sleep(60)
+    if mode == "garbage":
+        open(spec["metrics_file"], "w").write("{not json")
+        sys.exit(0)
+    if mode == "nan":
+        open(spec["metrics_file"], "w").write('{"metrics": {"loss": NaN}}')
+        sys.exit(0)
+    if mode == "silent":
+        sys.exit(0)
+    mix = spec["mixture"]
+    loss = 3.0 - sum(w * (i + 1) for i, w in enumerate(mix.values()))
+    json.dump({"metrics": {"loss": loss}, "stderr": {"loss": 0.01}}, open(spec["metrics_file"], "w"))
+    print("trained on", sorted(mix))
+    """
+)
+
+
+def make_spec(tmp_path: Path, mixture: dict[str, float]) -> RunSpec:
+    return RunSpec(
+        trial=3, mixture=mixture, fidelity="microanneal", tokens=1e6, seed=7,
+        output_dir=str(tmp_path / "trial-3"), source_paths={k: (f"/data/{k}.jsonl",) for k in mixture},
+        source_tokens={k: 1e9 for k in mixture}, max_repetition={k: 2.0 for k in mixture},
+    )
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "train.py"
+    path.write_text(TRAIN)
+    return path
+
+
+def runner(script: Path, mode: str, **options) -> CommandRunner:
+    return CommandRunner(argv=[sys.executable, str(script), "{spec}", mode], **options)
+
+
+def test_success_writes_mixture_and_spec_and_reads_metrics(tmp_path, script):
+    spec = make_spec(tmp_path, {"web": 0.6, "code": 0.4})
+    result = runner(script, "ok", format="olmo-cookbook").run(spec)
+    assert result.metrics["loss"] == pytest.approx(3.0 - (0.6 + 0.8))
+    assert result.stderr == {"loss": 0.01}
+    mixture = yaml.safe_load(Path(result.artifacts["mixture"]).read_text())
+    assert {s["name"]: s["target_ratio"] for s in mixture["dataset"]["sources"]} == {"web": 0.6, "code": 0.4}
+    assert "trained on ['code', 'web']" in Path(result.artifacts["log"]).read_text()
+    assert json.loads(Path(result.artifacts["spec"]).read_text())["seed"] == 7
+
+
+def test_nonzero_exit_fails_with_reason_and_log(tmp_path, script):
+    with pytest.raises(RunFailed, match=r"exit code 3: CUDA out of memory \(pretend\); log: .*run.log"):
+        runner(script, "fail").run(make_spec(tmp_path, {"web": 1.0}))
+
+
+def test_timeout_kills_the_program(tmp_path, script):
+    with pytest.raises(RunFailed, match="timed out after 1 s"):
+        runner(script, "hang", timeout=1).run(make_spec(tmp_path, {"web": 1.0}))
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("garbage", "not valid JSON"), ("nan", "finite numbers"), ("silent", "wrote no metrics file")],
+)
+def test_bad_metrics_fail_the_trial(tmp_path, script, mode, message):
+    with pytest.raises(RunFailed, match=message):
+        runner(script, mode).run(make_spec(tmp_path, {"web": 1.0}))
+
+
+def test_shell_metacharacters_in_names_are_inert(tmp_path, script):
+    canary = tmp_path / "pwned"
+    hostile = f"web; touch {canary} #$(touch {canary})`touch {canary}`"
+    spec = make_spec(tmp_path, {hostile: 0.5, "code|rm -rf /": 0.5})
+    result = runner(script, "ok").run(spec)
+    assert not canary.exists()
+    assert hostile in json.loads(Path(result.artifacts["spec"]).read_text())["mixture"]
+
+
+def test_bad_options_are_config_errors():
+    with pytest.raises(ConfigError, match="argv"):
+        CommandRunner(argv="python train.py")
+    with pytest.raises(ConfigError, match="unknown format"):
+        CommandRunner(argv=["x"], format="megatron")
