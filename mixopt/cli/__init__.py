@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
-from mixopt.cli import study
+from mixopt.cli import bench, demo, study
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -21,24 +20,15 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(study.app, name="study")
+app.add_typer(demo.app, name="demo")
+app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the app and maps errors to one line and an exit code."""
+    """Console entry point: the app in standalone mode (usage errors exit 2), user errors as one line."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="mixopt", standalone_mode=False)
+        command.main(args=argv, prog_name="mixopt", standalone_mode=True)
     except MixoptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: completed trials are saved; run the same command again to resume", file=sys.stderr)
-        sys.exit(130)
