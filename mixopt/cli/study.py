@@ -90,7 +90,11 @@ def run(
     print_front(study)
     path = cfg.directory / "exports" / f"{study.name}.yaml"
     path.parent.mkdir(exist_ok=True)
-    number = _pick_trial(study, f"best:{cfg.objectives[0].name}", cfg.search_fidelity.name)
+    try:
+        number = _pick_trial(study, f"best:{cfg.objectives[0].name}", cfg.search_fidelity.name)
+    except ConfigError as exc:  # the study itself is done: say why there is no export, exit 0
+        console.print(f"[yellow]no export:[/] {exc}")
+        return
     _export(study, number, "olmo-core", path)
     out.print(f"exported trial {number} (best {cfg.objectives[0].name}) to {path}")
 
@@ -149,7 +153,8 @@ def status(
     print_front(study)
 
 
-def _pick_trial(study: Study, pick: str, fidelity: str) -> int:
+def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
+    """The best completed trial at ``fidelity`` among those whose mixture fits the export budget's caps."""
     kind, _, objective = pick.partition(":")
     if kind != "best" or not objective:
         raise ConfigError(f"unknown pick '{pick}': use best:OBJECTIVE")
@@ -160,6 +165,15 @@ def _pick_trial(study: Study, pick: str, fidelity: str) -> int:
     done = frame[(frame.state == "COMPLETE") & (frame.fidelity == fidelity)] if not frame.empty else frame
     if done.empty:
         raise ConfigError(f"study '{study.name}' has no completed trials at fidelity '{fidelity}' to pick from")
+    export_fidelity = export_fidelity or study.config.fidelities[-1].name
+    space = study.config.space(export_fidelity)
+    weights = done[[weight_column(s) for s in space.names]].to_numpy()
+    done = done[[space.is_feasible(w, tol=1e-6) for w in weights]]
+    if done.empty:
+        raise ConfigError(
+            f"no completed trial at fidelity '{fidelity}' fits the repetition caps at the '{export_fidelity}' budget: "
+            "pass --fidelity with a smaller budget, or --trial N"
+        )
     direction = study.config.objectives[names.index(objective)].direction
     index = done[objective].idxmax() if direction == "maximize" else done[objective].idxmin()
     return int(done.loc[index, "trial"])
@@ -204,7 +218,7 @@ def export(
     if (trial is None) == (pick is None):
         raise ConfigError("give exactly one of --trial N or --pick best:OBJECTIVE")
     study = open_study(config, storage, study_name, create=False)
-    number = trial if trial is not None else _pick_trial(study, pick, study.config.search_fidelity.name)
+    number = trial if trial is not None else _pick_trial(study, pick, study.config.search_fidelity.name, fidelity)
     text = _export(study, number, dialect, output, fidelity)
     if output is None:
         sys.stdout.write(text)
