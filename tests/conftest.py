@@ -31,11 +31,23 @@ def command_env() -> dict[str, str]:
     return env
 
 
-def run_mixopt(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the installed ``mixopt`` console script and capture its output."""
-    return subprocess.run(
-        [str(MIXOPT), *map(str, args)], cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=timeout
+def start_mixopt(*args: str | Path, cwd: Path) -> subprocess.Popen:
+    """Start the installed ``mixopt`` console script (output captured); several can run at once."""
+    return subprocess.Popen(
+        [str(MIXOPT), *map(str, args)], cwd=cwd, env=command_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def finish(process: subprocess.Popen, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Wait for a started command and return it as a completed process."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_mixopt(*args: str | Path, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run the installed ``mixopt`` console script and capture its output."""
+    return finish(start_mixopt(*args, cwd=cwd), timeout)
 
 
 def write_study(folder: Path, changes: dict | None = None, runner_options: dict | None = None) -> Path:
@@ -50,9 +62,13 @@ def write_study(folder: Path, changes: dict | None = None, runner_options: dict 
 
 
 def trial_states(db: Path) -> dict[str, int]:
-    """Counts of trials by state, read straight from Optuna's SQLite tables (a plain reader, no Optuna)."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
-        return dict(connection.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+    """Counts of trials by state, read straight from Optuna's SQLite tables (a plain reader, no Optuna);
+    empty while the file or its tables do not exist yet."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
+            return dict(connection.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+    except sqlite3.OperationalError:
+        return {}
 
 
 class FlakyRunner(SyntheticRunner):
