@@ -118,7 +118,9 @@ class MicroannealRunner(Runner):
 
         started = time.perf_counter()
         torch.set_num_threads(self.threads)
-        bf16 = bf16_supported() if self.bf16 == "auto" else bool(self.bf16)
+        if self.bf16 not in ("auto", True, False):
+            raise RunFailed(f"runner option bf16 must be auto, true or false (got {self.bf16!r})")
+        bf16 = bf16_supported() if self.bf16 == "auto" else self.bf16
         out = Path(spec.output_dir)
         out.mkdir(parents=True, exist_ok=True)
 
@@ -142,12 +144,13 @@ class MicroannealRunner(Runner):
                         int(self.warmup_fraction * steps), self.weight_decay, bf16)
         train_seconds = time.perf_counter() - train_started
 
+        if not np.all(np.isfinite(losses)):
+            raise RunFailed(f"training diverged (loss {losses[-1]}): lower the runner's learning_rate")
+
         metrics = self._evaluate(model, tokenizer, sources, bf16)
         tenth = max(1, steps // 10)
         metrics["train_loss_first"] = float(np.mean(losses[:tenth]))
         metrics["train_loss_last"] = float(np.mean(losses[-tenth:]))
-        if not np.isfinite(metrics["train_loss_last"]):
-            raise RunFailed(f"training diverged (loss {metrics['train_loss_last']}): lower the learning_rate")
         tokens = {n: counts.get(n, 0) * self.block_size for n in spec.mixture}
         metrics.update({f"tokens_{n}": float(t) for n, t in tokens.items()})
 

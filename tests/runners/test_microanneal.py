@@ -204,3 +204,12 @@ def test_token_byte_lengths_sum_to_the_text_bytes(world):
     text = "The king said 12 + 7 = 19, café naïve — done."
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert ev.token_byte_lengths(tokenizer)[ids].sum() == len(text.encode("utf-8"))
+
+
+def test_divergence_and_bad_options_fail_clearly(world, tmp_path):
+    with pytest.raises(RunFailed, match="training diverged .*lower the runner's learning_rate"):
+        runner(learning_rate=1e12).run(spec(world, tmp_path, {"arith": 0.5, "prose": 0.5}, tokens=BLOCK * BATCH * 4))
+    with pytest.raises(RunFailed, match="bf16 must be auto, true or false"):
+        runner(bf16="yes").run(spec(world, tmp_path, {"arith": 1.0}))
+    with pytest.raises(RunFailed, match="less than one step"):
+        runner().run(spec(world, tmp_path, {"arith": 1.0}, tokens=10))
