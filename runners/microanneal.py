@@ -116,7 +116,7 @@ class MicroannealRunner(Runner):
 
         from mixopt.runners import microanneal_data as data
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         torch.set_num_threads(self.threads)
         if self.bf16 not in ("auto", True, False):
             raise RunFailed(f"runner option bf16 must be auto, true or false (got {self.bf16!r})")
@@ -168,8 +168,8 @@ class MicroannealRunner(Runner):
         trained = steps * step_tokens
         return Evaluation(
             metrics=metrics,
-            cost={"seconds": time.perf_counter() - started, "train_seconds": train_seconds, "tokens": float(trained),
-                  "tokens_per_second": trained / train_seconds},
+            cost={"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
+                  "train_seconds": train_seconds, "tokens": float(trained), "tokens_per_second": trained / train_seconds},
             artifacts=artifacts,
             runner="microanneal",
         )

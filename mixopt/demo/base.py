@@ -70,7 +70,7 @@ def _build(root: Path, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     demo = ensure_data()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     tokenizer = train_tokenizer(_sample_texts([demo.source(s) for s in ("web", "books", "code", "docs", "math",
                                                                         "instruct")], TOKENIZER_BYTES))
     tokenizer_seconds = time.perf_counter() - started
@@ -97,5 +97,6 @@ def _build(root: Path, threads: int) -> dict:
     tokenizer.save_pretrained(root)
     return {"model": MODEL, "parameters": sum(t.numel() for t in model.parameters()), "pretrain": p,
             "tokenizer_seconds": tokenizer_seconds, "train_seconds": train_seconds,
+            "cpu_seconds": time.process_time() - cpu_started,
             "tokens_per_second": steps * p["block_size"] * p["batch_size"] / train_seconds,
             "loss_first": float(np.mean(losses[:10])), "loss_last": float(np.mean(losses[-10:]))}
