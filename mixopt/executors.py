@@ -39,6 +39,10 @@ class Executor(abc.ABC):
         """A scheduler job id to store with the trial, where there is one."""
         return None
 
+    def reattach(self, job_id: str) -> Any | None:
+        """A handle on a job submitted by an earlier controller, or None where it cannot be followed."""
+        return None
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, fn(items[index]) or the exception it raised)`` in order of completion."""
         handles = self.submit_many(fn, items)
@@ -190,6 +194,13 @@ class SlurmExecutor(Executor):
 
     def job_id(self, handle):
         return str(handle.job_id)
+
+    def reattach(self, job_id):
+        """The job of a killed controller: followed through its folder (Slurm: also sacct) until it ends."""
+        job = self._executor()._executor.job_class(folder=Path(self.folder) / "%j", job_id=job_id)
+        if job.paths.result_pickle.exists() or job.paths.submitted_pickle.exists():
+            return job
+        return None
 
 
 EXECUTORS = Registry(

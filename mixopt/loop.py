@@ -97,8 +97,17 @@ def run_study(
     executor = executor or EXECUTORS.create(config.executor.name, config.executor.options)
     output_root = config.directory / "runs" / study.name
     fidelity = config.search_fidelity.name
-    study.recover_stale()
     in_flight: list[tuple[object, RunSpec]] = []
+
+    def adopt(trial) -> bool:
+        """Re-attach to the scheduler job of a trial whose controller died, if it still exists."""
+        job = trial.user_attrs.get("job_id")
+        handle = executor.reattach(job) if job is not None else None
+        if handle is not None:
+            in_flight.append((handle, run_specs(study, [trial], output_root)[0]))
+        return handle is not None
+
+    study.recover_stale(adopt)
     failures, last_error = 0, ""
     try:
         while True:

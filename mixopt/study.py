@@ -17,6 +17,7 @@ import socket
 import time
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -276,11 +277,12 @@ class Study:
         storage = self.optuna._storage
         return storage, storage.get_trial_id_from_study_id_trial_number(self.optuna._study_id, number)
 
-    def recover_stale(self) -> list[int]:
+    def recover_stale(self, adopt: Callable[[optuna.trial.FrozenTrial], bool] | None = None) -> list[int]:
         """Fail RUNNING trials whose controller died (same host, process gone) and re-queue their mixtures.
 
         Returns the failed trial numbers. Trials of live controllers (e.g. sharing a PostgreSQL study)
-        are left alone.
+        are left alone. A stale trial for which ``adopt(trial)`` is true (its scheduler job still runs and
+        this controller re-attached to it) becomes this controller's instead of failing.
         """
         recovered = []
         for trial in self.trials((TrialState.RUNNING,)):
@@ -291,6 +293,9 @@ class Study:
                 if (datetime.datetime.now() - started).total_seconds() < UNLABELLED_GRACE_SECONDS:
                     continue
             elif owner == EXTERNAL or not _controller_is_dead(owner):
+                continue
+            if adopt is not None and adopt(trial):
+                self.set_trial_attr(trial.number, "controller", controller_id())
                 continue
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
             self.optuna.enqueue_trial(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
 from mixopt.config import load_config
@@ -84,3 +86,40 @@ def test_ray_local_cluster_runs_a_study_with_two_workers(tmp_path):
 
         ray.shutdown()
     assert study.n_complete() == 8
+
+
+def test_restarted_controller_reattaches_to_running_slurm_jobs(tmp_path):
+    """SIGKILL the controller while its jobs run; the next controller follows them instead of re-running."""
+    script = tmp_path / "train.py"
+    script.write_text(SLOW_TRAINER.replace('spec["seed"] < 0', "False"))
+    config = tmp_path / "study.yaml"
+    config.write_text(f"""
+name: reattach
+sources: [{{name: web}}, {{name: code}}]
+objectives: [{{name: loss, metric: loss}}]
+fidelities: [{{name: micro, tokens: 1.0e+6}}]
+runner: {{name: command, options: {{argv: ["{sys.executable}", "{script}", "{{spec}}", "{tmp_path / 'starts'}"]}}}}
+executor: {{name: slurm, options: {{cluster: local, folder: "{tmp_path / 'jobs'}", timeout_min: 5}}}}
+batch_size: 2
+n_trials: 4
+""")
+    command = [sys.executable, "-m", "mixopt.cli", "study", "run", str(config)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    study = None
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (tmp_path / "study.db").exists():
+            study = optuna.load_study(study_name="reattach", storage=f"sqlite:///{tmp_path / 'study.db'}")
+            running = [t for t in study.get_trials() if t.state.name == "RUNNING" and "job_id" in t.user_attrs]
+            if running:
+                break
+    first.kill()
+    first.wait()
+    assert running, "no job was submitted before the deadline"
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    trials = optuna.load_study(study_name="reattach", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+    assert not [t for t in trials if t.state.name == "FAIL"], "a running job was failed instead of re-attached"
+    assert (tmp_path / "starts").read_text().count("start") == 4, "a trial was run twice"
