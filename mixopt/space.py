@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import linprog, minimize
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
 
 from mixopt.errors import ConfigError, InfeasibleSpaceError
 
@@ -166,22 +166,27 @@ class MixtureSpace:
             raise ConfigError(f"granularity {granularity} must divide 1 exactly (e.g. 1e-3, 1e-4)")
         lo_u = np.ceil(self.lower * units - 1e-9).astype(np.int64)
         hi_u = np.floor(self.upper * units + 1e-9).astype(np.int64)
-        if lo_u.sum() > units or hi_u.sum() < units:
-            raise InfeasibleSpaceError(f"no mixture on a grid of {granularity} fits the source bounds: use a finer granularity")
-        candidate = largest_remainder(self.project(w) * units, lo_u, hi_u, units) / units
+        off_grid = [s.name for s, lo, hi in zip(self.sources, lo_u, hi_u) if lo > hi]
+        if off_grid or lo_u.sum() > units or hi_u.sum() < units:
+            which = f" (source '{off_grid[0]}' has no grid value within its bounds)" if off_grid else ""
+            raise InfeasibleSpaceError(
+                f"no mixture on a grid of {granularity} fits the source bounds{which}: use a finer granularity"
+            )
+        target = self.project(w) * units
+        candidate = largest_remainder(target, lo_u, hi_u, units) / units
         if self.is_feasible(candidate):
             return candidate
-        # Each coordinate moves by less than one unit, so groups tightened by |G| units hold after rounding.
-        M = self.group_matrix()
-        margin = M.sum(axis=1) / units
+        # Rounding broke a group bound: the grid point nearest in L1 that meets every constraint (a small MILP).
         g_lo, g_hi = self.group_bounds
-        inner = project_onto_polytope(w, lo_u / units, hi_u / units, M, g_lo + margin, g_hi - margin)
-        candidate = largest_remainder(inner * units, lo_u, hi_u, units) / units
-        if not self.is_feasible(candidate):
+        units_found = nearest_grid_point(
+            target, lo_u, hi_u, units, self.group_matrix(),
+            np.ceil(g_lo * units - 1e-9), np.floor(g_hi * units + 1e-9),
+        )
+        if units_found is None:
             raise InfeasibleSpaceError(
-                f"group constraints are too tight to round to a grid of {granularity}: use a finer granularity"
+                f"no mixture on a grid of {granularity} meets the group constraints: use a finer granularity"
             )
-        return candidate
+        return units_found / units
 
     # -- validation ----------------------------------------------------------------------------
     def _check_sources(self) -> None:
@@ -315,17 +320,82 @@ def project_onto_polytope(
     box = _project_box_simplex(x, lower, upper)
     if groups.size == 0 or (np.all(groups @ box >= g_lo - 1e-12) and np.all(groups @ box <= g_hi + 1e-12)):
         return box
+    # SLSQP over the coordinates that can move (it stalls on bounds with lower == upper).
+    free = upper - lower > 1e-12
+    offset = groups[:, ~free] @ lower[~free]
+    w = lower.copy()
+    w[free] = _slsqp_projection(
+        x[free], lower[free], upper[free], 1.0 - lower[~free].sum(), groups[:, free], g_lo - offset, g_hi - offset
+    )
+    totals = groups @ w
+    if abs(w.sum() - 1.0) <= 1e-12 and np.all(totals >= g_lo - 1e-10) and np.all(totals <= g_hi + 1e-10):
+        return w
+    # SLSQP can still stop short on degenerate polytopes: the feasible point nearest in L1 (an LP) instead.
+    return _nearest_l1(x, lower, upper, groups, g_lo, g_hi)
+
+
+def _slsqp_projection(
+    x: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float, groups: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray
+) -> np.ndarray:
+    """Euclidean projection of ``x`` ``(k,)`` onto {sum w = total, bounds, groups} by SLSQP (best effort)."""
+    start = _project_box_simplex(x / total, lower / total, upper / total) * total if total > 0 else lower
     constraints = [
-        {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)},
+        {"type": "eq", "fun": lambda w: w.sum() - total, "jac": lambda w: np.ones_like(w)},
         {"type": "ineq", "fun": lambda w: groups @ w - g_lo, "jac": lambda w: groups},
         {"type": "ineq", "fun": lambda w: g_hi - groups @ w, "jac": lambda w: -groups},
     ]
     result = minimize(
-        lambda w: 0.5 * np.sum((w - x) ** 2), box, jac=lambda w: w - x, method="SLSQP",
+        lambda w: 0.5 * np.sum((w - x) ** 2), start, jac=lambda w: w - x, method="SLSQP",
         bounds=list(zip(lower, upper)), constraints=constraints, options={"ftol": 1e-14, "maxiter": 500},
     )
     w = np.clip(result.x, lower, upper)
-    return _project_box_simplex(w, lower, upper) if abs(w.sum() - 1) > 1e-12 else w
+    if total > 0 and abs(w.sum() - total) > 1e-12:
+        w = _project_box_simplex(w / total, lower / total, upper / total) * total
+    return w
+
+
+def _nearest_l1(
+    x: np.ndarray, lower: np.ndarray, upper: np.ndarray, groups: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray
+) -> np.ndarray:
+    """The feasible mixture minimizing ``sum |w - x|``: an LP over ``(w, t)`` with ``t >= |w - x|``."""
+    k = len(x)
+    eye = np.eye(k)
+    zeros = np.zeros_like(groups)
+    a_ub = np.vstack([np.hstack([eye, -eye]), np.hstack([-eye, -eye]), np.hstack([groups, zeros]), np.hstack([-groups, zeros])])
+    b_ub = np.concatenate([x, -x, g_hi, -g_lo])
+    result = linprog(
+        np.concatenate([np.zeros(k), np.ones(k)]), A_ub=a_ub, b_ub=b_ub,
+        A_eq=np.concatenate([np.ones(k), np.zeros(k)])[None, :], b_eq=[1.0],
+        bounds=[*zip(lower, upper), *[(0, None)] * k], method="highs",
+    )
+    if result.status != 0:
+        raise InfeasibleSpaceError("the constraints admit no mixture")
+    return np.clip(result.x[:k], lower, upper)
+
+
+def nearest_grid_point(
+    target: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: int, groups: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray
+) -> np.ndarray | None:
+    """Integers ``u`` in ``[lo, hi]`` summing to ``total`` with ``g_lo <= groups @ u <= g_hi`` that minimize
+    ``sum |u - target|`` (a MILP solved by HiGHS), shape ``(K,)``; None when there are none."""
+    k = len(target)
+    eye = np.eye(k)
+    zeros = np.zeros_like(groups)
+    constraints = [
+        LinearConstraint(np.hstack([eye, -eye]), -np.inf, target),  # u - t <= target
+        LinearConstraint(np.hstack([-eye, -eye]), -np.inf, -target),  # -u - t <= -target
+        LinearConstraint(np.concatenate([np.ones(k), np.zeros(k)])[None, :], total, total),
+    ]
+    if groups.size:
+        constraints.append(LinearConstraint(np.hstack([groups, zeros]), g_lo, g_hi))
+    result = milp(
+        np.concatenate([np.zeros(k), np.ones(k)]), constraints=constraints,
+        integrality=np.concatenate([np.ones(k), np.zeros(k)]),
+        bounds=Bounds(np.concatenate([lo, np.zeros(k)]), np.concatenate([hi, np.full(k, np.inf)])),
+    )
+    if result.status != 0:
+        return None
+    return np.round(result.x[:k]).astype(np.int64)
 
 
 def _project_box_simplex(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
