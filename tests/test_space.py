@@ -236,3 +236,31 @@ def test_round_rejects_a_granularity_that_does_not_divide_one():
     space = MixtureSpace((Source("a"), Source("b")))
     with pytest.raises(ConfigError, match="must divide 1"):
         space.round(np.array([0.5, 0.5]), granularity=0.3)
+
+
+# -- regressions found by the property tests -----------------------------------------------------------
+def test_projection_and_sampling_on_a_polytope_without_interior():
+    # s1 + s3 <= 0.3 and s2 <= 0.7 force s2 = 0.7 exactly; s0 is pinned at 0 by its bounds.
+    space = MixtureSpace(
+        (Source("s0", max_weight=0.0), Source("s1", max_weight=0.05), Source("s2", max_weight=0.7), Source("s3", max_weight=0.3)),
+        (Group("g0", ("s0", "s3", "s1"), max_weight=0.3), Group("all", ("s0", "s1", "s2", "s3"))),
+    )
+    np.testing.assert_allclose(space.project(np.array([0.0, 0.05, 0.6, 0.35])), [0.0, 0.0, 0.7, 0.3], atol=1e-9)
+    assert all(space.is_feasible(w) for w in space.sample(16, seed=0))
+
+
+def test_rounding_meets_groups_that_pin_a_total():
+    space = MixtureSpace(
+        tuple(Source(f"s{i}") for i in range(5)),
+        (Group("none_of_s0", ("s0",), max_weight=0.0), Group("exactly", ("s1", "s2", "s3"), min_weight=0.37, max_weight=0.37)),
+    )
+    w = space.round(np.array([0.29927267, 0.44877663, 0.00871792, 0.00099885, 0.24223394]), granularity=0.01)
+    assert space.violations(w) == []
+    assert sum(Decimal(repr(float(x))) for x in w) == 1 and w[0] == 0.0
+
+
+def test_rounding_names_a_fixed_weight_that_is_off_the_grid():
+    space = MixtureSpace((Source("a", fixed_weight=0.125), Source("b")))
+    with pytest.raises(InfeasibleSpaceError, match="source 'a' has no grid value within its bounds"):
+        space.round(np.array([0.125, 0.875]), granularity=0.01)
+    np.testing.assert_allclose(space.round(np.array([0.125, 0.875]), granularity=0.001), [0.125, 0.875])
