@@ -7,6 +7,7 @@ on stderr with no traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -22,6 +23,17 @@ app = typer.Typer(
 app.add_typer(study.app, name="study")
 app.add_typer(demo.app, name="demo")
 app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
+
+
+@app.command(epilog="Example: mixopt merge runs/seed-1/checkpoint runs/seed-2/checkpoint -o merged/")
+def merge(
+    checkpoints: list[Path] = typer.Argument(..., help="checkpoint folders (safetensors) of one architecture"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for the merged checkpoint"),
+) -> None:
+    """Average the weights of checkpoints (e.g. two seeds of the final mixture)."""
+    from mixopt.merge import merge_checkpoints
+
+    print(f"merged {len(checkpoints)} checkpoints into {merge_checkpoints(checkpoints, output)}")
 
 
 def main(argv: list[str] | None = None) -> None:
