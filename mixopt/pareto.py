@@ -135,6 +135,21 @@ def normalized(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return (loss - low) / span
 
 
+def spread_subset(values: np.ndarray, directions: Sequence[str], k: int) -> np.ndarray:
+    """Indices of ``k`` rows of ``values`` ``(n, m)`` spread over the objectives: greedy farthest-point
+    selection in normalized objective space, starting from the knee. All rows when ``n <= k``."""
+    values = np.asarray(values, dtype=float)
+    if len(values) <= k:
+        return np.arange(len(values))
+    scaled = normalized(values, directions)
+    chosen = [pick_knee(values, directions)]
+    distance = np.linalg.norm(scaled - scaled[chosen[0]], axis=1)
+    while len(chosen) < k:
+        chosen.append(int(np.argmax(distance)))
+        distance = np.minimum(distance, np.linalg.norm(scaled - scaled[chosen[-1]], axis=1))
+    return np.array(sorted(chosen))
+
+
 def pick_knee(values: np.ndarray, directions: Sequence[str]) -> int:
     """Row index of the knee of the front of ``values`` ``(n, m)`` (rule in the module docstring)."""
     front = _front_indices(values, directions)
