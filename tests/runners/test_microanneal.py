@@ -151,6 +151,8 @@ def test_every_input_format_reads_the_same_documents(world, tmp_path):
     assert list(data.read_documents("s", [str(tmp_path / "saved")])) == texts
     assert list(data.read_documents("s", [str(world["paths"]["prose"])])) == texts
     assert list(data.read_documents("s", [str(folder / f"{i}.txt") for i in range(3)])) == texts[:3]
+    with pytest.raises(RunFailed, match="source 's': .*texts is a folder but not a dataset saved with save_to_disk"):
+        list(data.read_documents("s", [str(folder)]))
     with pytest.raises(RunFailed, match="source 's': cannot read x.csv"):
         (tmp_path / "x.csv").write_text("a,b")
         list(data.read_documents("s", [str(tmp_path / "x.csv")]))
