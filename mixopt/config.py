@@ -69,6 +69,16 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True)
+class ScreeningConfig:
+    """Source screening: each candidate at ``share`` on top of the ``anchor`` mixture, against the anchor alone."""
+
+    anchor: dict[str, float]
+    candidates: list[str] = field(default_factory=list)
+    share: float = 0.2
+    replicates: int = 2
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     sources: list[SourceConfig]
@@ -84,6 +94,7 @@ class StudyConfig:
     seed: int = 0
     granularity: float = 1e-4
     max_failures: int | None = None
+    screening: ScreeningConfig | None = None
     description: str = ""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
     directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
@@ -171,6 +182,23 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"granularity must be in (0, 0.1] (got {config.granularity})")
     for f in config.fidelities:
         config.space(f.name)
+    if config.screening is not None:
+        validate_screening(config.screening, [s.name for s in config.sources])
+
+
+def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:
+    for source in [*screening.anchor, *screening.candidates]:
+        if source not in names:
+            hint = difflib.get_close_matches(source, names, n=1)
+            fix = f"did you mean '{hint[0]}'?" if hint else f"known sources: {', '.join(names)}"
+            raise ConfigError(f"screening names unknown source '{source}': {fix}")
+    weights = list(screening.anchor.values())
+    if not weights or not all(isinstance(w, (int, float)) and w >= 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+        raise ConfigError(f"screening.anchor must map sources to weights >= 0 that sum to 1 (got {screening.anchor})")
+    if not 0 < screening.share < 1:
+        raise ConfigError(f"screening.share must be in (0, 1) (got {screening.share})")
+    if screening.replicates < 1:
+        raise ConfigError(f"screening.replicates must be >= 1 (got {screening.replicates})")
 
 
 # -- strict construction of dataclasses from YAML data -----------------------------------------------

@@ -16,6 +16,7 @@ integration fidelity is a monotone but imperfect transform of the microanneal on
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -83,7 +84,9 @@ def noise_sd(law: MixingLaw, W: np.ndarray, integration: bool = False) -> np.nda
 
 class SyntheticRunner(Runner):
     """Options: ``metrics`` (one name per objective), ``problem_seed``, ``noise``, ``curvature``,
-    ``integration`` (fidelity names simulated as integration runs), ``delay`` (seconds a run sleeps)."""
+    ``integration`` (fidelity names simulated as integration runs), ``delay`` (seconds a run sleeps),
+    ``effects`` (source name -> a shift of its ``t`` for every objective: negative plants a source that
+    helps everything, positive one that hurts everything)."""
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class SyntheticRunner(Runner):
         integration: list[str] | None = None,
         delay: float = 0.0,
         report_stderr: bool = True,
+        effects: dict[str, float] | None = None,
     ) -> None:
         self.metrics = list(metrics or ["loss"])
         self.problem_seed = problem_seed
@@ -102,16 +106,21 @@ class SyntheticRunner(Runner):
         self.integration = list(integration or ["integration"])
         self.delay = delay
         self.report_stderr = report_stderr
+        self.effects = dict(effects or {})
 
-    def law(self, n_sources: int) -> MixingLaw:
-        return make_law(n_sources, len(self.metrics), self.problem_seed, self.noise, self.curvature)
+    def law(self, source_names: list[str]) -> MixingLaw:
+        law = make_law(len(source_names), len(self.metrics), self.problem_seed, self.noise, self.curvature)
+        if not self.effects:
+            return law
+        shift = np.array([self.effects.get(name, 0.0) for name in source_names])
+        return dataclasses.replace(law, t=law.t + shift)
 
     def run(self, spec: RunSpec) -> Evaluation:
         start = time.perf_counter()
         if self.delay:
             time.sleep(self.delay)
         w = np.array(list(spec.mixture.values()))
-        law = self.law(len(w))
+        law = self.law(list(spec.mixture))
         integration = spec.fidelity in self.integration
         mean = expected_outcome(law, w, integration)[0]
         sd = float(noise_sd(law, w, integration)[0])

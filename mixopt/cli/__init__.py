@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from mixopt.cli import bench, demo, study
 from mixopt.errors import MixoptError
@@ -23,6 +26,30 @@ app = typer.Typer(
 app.add_typer(study.app, name="study")
 app.add_typer(demo.app, name="demo")
 app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
+
+
+@app.command(epilog="Example: mixopt screen studies/default/study.yaml --replicates 3")
+def screen(
+    config: Optional[Path] = study.ConfigArg,
+    storage: Optional[str] = study.StorageOpt,
+    study_name: Optional[str] = study.NameOpt,
+    replicates: Optional[int] = typer.Option(None, "--replicates", min=1, help="runs per arm (default: the config's)"),
+) -> None:
+    """Screen candidate sources: each on top of the anchor mixture against the anchor alone."""
+    from mixopt.screen import run_screening
+
+    ranked = run_screening(study.open_study(config, storage, study_name, create=True), replicates)
+    table = Table(title="Source screening: lift over the anchor-only baseline (positive = better)")
+    table.add_column("rank", justify="right")
+    table.add_column("source")
+    for name in ranked[0].lift if ranked else []:
+        table.add_column(name, justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("enters search")
+    for rank, lift in enumerate(ranked, 1):
+        cells = [f"{lift.lift[k]:+.4f} ± {lift.stderr[k]:.4f}" for k in lift.lift]
+        table.add_row(str(rank), lift.source, *cells, f"{lift.score:+.2f}", "yes" if lift.enters_search else "no")
+    Console().print(table)
 
 
 @app.command(epilog="Example: mixopt merge runs/seed-1/checkpoint runs/seed-2/checkpoint -o merged/")

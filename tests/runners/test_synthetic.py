@@ -54,7 +54,7 @@ def test_noise_spread_varies_across_the_simplex_by_a_large_factor(problem_seed: 
 
 def test_observed_spread_matches_the_reported_standard_error():
     runner = SyntheticRunner(metrics=METRICS, problem_seed=7)
-    law = runner.law(len(NAMES))
+    law = runner.law(list(NAMES))
     sd = noise_sd(law, np.eye(len(NAMES)))
     quiet, loud = np.eye(len(NAMES))[np.argmin(sd)], np.eye(len(NAMES))[np.argmax(sd)]
     spreads = {}
@@ -87,7 +87,7 @@ def test_same_seed_same_metrics_and_integration_fidelity_by_name():
     assert set(first.metrics) == set(METRICS) and first.runner == "synthetic"
     assert first.cost["tokens"] == 1e10
     full = runner.run(spec(w, 4, fidelity="full")).metrics
-    law = runner.law(len(NAMES))
+    law = runner.law(list(NAMES))
     assert full["qa_loss"] == pytest.approx(expected_outcome(law, w, integration=True)[0, 2], abs=5 * noise_sd(law, w)[0])
     clone = pickle.loads(pickle.dumps(runner))  # executors ship runners to other processes
     assert clone.run(spec(w, 4)).metrics == first.metrics
