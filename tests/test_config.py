@@ -10,7 +10,7 @@ import yaml
 from mixopt.config import ComponentConfig, StudyConfig, load_config, parse_config
 from mixopt.errors import ConfigError, InfeasibleSpaceError
 
-from conftest import SYNTHETIC_STUDY
+from study_helpers import SYNTHETIC_STUDY
 
 MINIMAL = """
 name: tiny

@@ -17,7 +17,7 @@ from mixopt.loop import Progress, propose_batch, run_study
 from mixopt.runners import RUNNERS
 from mixopt.study import Study
 
-from conftest import FLAKY_RUNNER, write_study
+from study_helpers import FLAKY_RUNNER, write_study
 
 SERIAL = {"executor": {"name": "serial"}}
 

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from mixopt.config import load_config
 
-from conftest import (
+from study_helpers import (
     FLAKY_IMPORT_ROOT, FLAKY_RUNNER, command_env, finish, run_mixopt, start_mixopt, trial_states, write_study,
 )
 
