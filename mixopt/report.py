@@ -91,9 +91,10 @@ def mixture_text(weights: np.ndarray, sources: tuple[str, ...], per_line: int = 
     return separator.join(lines)
 
 
-def hover_texts(numbers: np.ndarray, values: np.ndarray, names: list[str], weights: np.ndarray,
+def hover_texts(numbers: np.ndarray | None, values: np.ndarray, names: list[str], weights: np.ndarray,
                 sources: tuple[str, ...], std: np.ndarray | None = None) -> list[str]:
-    """Hover labels: trial number (or "predicted"), objective values (± std) and the whole mixture."""
+    """Hover labels: trial number (``numbers`` ``(n,)``; None for predicted mixtures), objective values
+    ``(n, m)`` (± ``std``) and the whole mixture ``(n, K)``."""
     texts = []
     for i in range(len(values)):
         title = f"<b>trial {numbers[i]}</b>" if numbers is not None else "<b>predicted (not run)</b>"
@@ -130,9 +131,9 @@ def front_figure(trials: Trials, names: list[str], directions: list[str], source
         for label, mask, colour, size in groups:
             fig.add_scatter(x=trials.values[mask, 0], y=trials.values[mask, 1], mode="markers", name=label,
                             marker=dict(color=colour, size=size), hovertext=hover[mask], hoverinfo="text")
-        order = np.argsort(trials.values[on_front, 0])
+        order = np.argsort(trials.values[on_front, 0])  # the staircase bounding the dominated region
         fig.add_scatter(x=trials.values[on_front, 0][order], y=trials.values[on_front, 1][order], mode="lines",
-                        line=dict(color=FRONT, width=1, shape="hv" if directions[0] == directions[1] else "vh"),
+                        line=dict(color=FRONT, width=1, shape="hv" if directions[0] == "minimize" else "vh"),
                         hoverinfo="skip", showlegend=False)
         if predicted is not None and len(predicted.mean):
             fig.add_scatter(
@@ -468,7 +469,11 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
     if len(names) >= 3:
         figures["mixopt-front-pairs"] = pairs_figure(trials, names, directions, sources, predicted)
     on_front = np.flatnonzero(pareto.non_dominated(trials.values, directions))
-    picks = _picks(trials, names, directions, predicted)
+    export_fidelity = config.fidelities[-1].name
+    picks = _picks(trials, names, directions, predicted, config.space(export_fidelity))
+    if not any(p.trial is not None for p in picks):
+        notes.append(f"no completed trial fits the repetition caps at the '{export_fidelity}' budget: nothing to export "
+                     "by rule (export with --fidelity and a smaller budget, or --trial N)")
     figures["mixopt-composition"] = _composition(trials, on_front, picks, names, sources)
     at = np.unique(np.linspace(0, len(trials.values) - 1, min(HISTORY_POINTS, len(trials.values))).astype(int))
     hv = pareto.hypervolume_history(trials.values, directions, at=at)
@@ -487,17 +492,25 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
     return ReportContent(study.name, names, sources, len(trials.values), figures, picks, notes)
 
 
-def _picks(trials: Trials, names: list[str], directions: list[str], predicted: PredictedFront | None) -> list[Pick]:
+def _picks(trials: Trials, names: list[str], directions: list[str], predicted: PredictedFront | None,
+           export_space: MixtureSpace) -> list[Pick]:
+    """The mixtures ``mixopt study export --pick RULE`` would choose: each rule applied to the trials whose
+    mixture fits the export budget's caps (as export does), plus the knee of the predicted front."""
+    fits = np.array([export_space.is_feasible(w, tol=1e-6) for w in trials.weights])
     rules = ["knee"] + [f"best:{n}" for n in names]
     if len(names) > 1:
         rules.append("chebyshev:" + ",".join("1" for _ in names))
     picks = []
-    for rule in rules:
-        i = pareto.pick(trials.values, directions, rule, names)
-        picks.append(Pick(rule, int(trials.numbers[i]), trials.values[i], trials.weights[i]))
-    if predicted is not None and len(predicted.mean):
-        i = pareto.pick_knee(predicted.mean, directions)
-        picks.append(Pick("knee of the predicted front", None, predicted.mean[i], predicted.weights[i], predicted.std[i]))
+    if fits.any():
+        rows = np.flatnonzero(fits)
+        for rule in rules:
+            i = rows[pareto.pick(trials.values[rows], directions, rule, names)]
+            picks.append(Pick(rule, int(trials.numbers[i]), trials.values[i], trials.weights[i]))
+    if predicted is not None:
+        usable = np.flatnonzero([export_space.is_feasible(w, tol=1e-6) for w in predicted.weights])
+        if len(usable):
+            i = usable[pareto.pick_knee(predicted.mean[usable], directions)]
+            picks.append(Pick("knee of the predicted front", None, predicted.mean[i], predicted.weights[i], predicted.std[i]))
     return picks
 
 
@@ -560,8 +573,9 @@ def render_html(content: ReportContent, script: str = "plotly.min.js") -> str:
             trial = str(p.trial) if p.trial is not None else "not run"
             mixture = mixture_text(p.weights, content.sources, per_line=len(content.sources), separator="")
             parts.append(f"<tr><td>{esc(p.rule)}</td><td>{trial}</td>{values}<td>{esc(mixture)}</td></tr>")
-        parts.append("</table><p class='caption'>Export a trial with <code>mixopt study export --pick RULE</code> "
-                     "(knee, best:OBJECTIVE or chebyshev:w1,w2,...).</p>")
+        parts.append("</table><p class='caption'>Rules apply to the trials whose mixture fits the repetition caps "
+                     "of the last fidelity's budget, as export does. Export one with <code>mixopt study export "
+                     "--pick RULE</code> (knee, best:OBJECTIVE or chebyshev:w1,w2,...).</p>")
     for key, title, caption in SECTIONS:
         if key in content.figures:
             body = pio.to_html(content.figures[key], include_plotlyjs=False, full_html=False, div_id=key,

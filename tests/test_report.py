@@ -15,47 +15,23 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from typer.testing import CliRunner
 
 from mixopt import pareto, report
-from mixopt.config import parse_config
+from mixopt.config import load_config
 from mixopt.loop import run_study
 from mixopt.runners.synthetic import expected_outcome, make_law
 from mixopt.space import MixtureSpace, Source
 from mixopt.study import Study
+from study_helpers import write_study
 
 torch.set_num_threads(1)
 CHROMIUM = Path("/usr/bin/chromium")
 
-STUDY_YAML = """
-name: tiny
-sources:
-  - {name: web, tokens: 5.0e+11, max_repetition: 1}
-  - {name: code, tokens: 4.0e+10, max_repetition: 4, max_weight: 0.5}
-  - {name: math, tokens: 1.0e+10, max_repetition: 4, max_weight: 0.4}
-  - {name: qa, tokens: 2.0e+10, max_repetition: 4}
-  - {name: books, tokens: 3.0e+10, max_repetition: 2}
-constraints:
-  - {name: anchor, sources: [web, books], min: 0.3}
-objectives:
-  - {name: math, metric: math_loss, direction: minimize}
-  - {name: code, metric: code_loss, direction: minimize}
-  - {name: qa, metric: qa_loss, direction: minimize}
-fidelities:
-  - {name: microanneal, tokens: 1.0e+10}
-  - {name: integration, tokens: 1.0e+11}
-searcher: random
-runner:
-  name: synthetic
-  options: {metrics: [math_loss, code_loss, qa_loss], problem_seed: 7, integration: [integration]}
-executor: serial
-batch_size: 8
-seed: 0
-"""
 
 
 def make_study(folder: Path, n_search: int, n_integration: int = 0) -> Study:
-    """A synthetic 3-objective study in SQLite under ``folder``, with some trials rerun at integration."""
-    folder.mkdir(parents=True, exist_ok=True)
-    study = Study.open(parse_config(STUDY_YAML, directory=folder))
-    run_study(study, n_trials=n_search)
+    """The synthetic 3-objective study (6 sources) in SQLite under ``folder``; the first ``n_integration``
+    mixtures are rerun at the integration fidelity."""
+    study = Study.open(load_config(write_study(folder)))
+    run_study(study, n_trials=n_search, batch_size=8)
     if n_integration:
         study.enqueue(study.history().weights[:n_integration], "integration")
         run_study(study, n_trials=n_search + 1, batch_size=n_integration + 1)
@@ -67,7 +43,7 @@ def written(tmp_path_factory):
     """One study with enough trials for every view, and its report written once (with PNGs)."""
     folder = tmp_path_factory.mktemp("study")
     study = make_study(folder, n_search=16, n_integration=report.MIN_SURROGATE_TRIALS)
-    paths = report.write_report(study, folder / "report" / "tiny.html", png=True)
+    paths = report.write_report(study, folder / "report" / "page.html", png=True)
     return study, paths
 
 
@@ -197,7 +173,7 @@ def test_too_few_trials_for_a_surrogate_is_a_note_not_an_error(tmp_path):
 
 
 def test_a_study_without_trials_reports_that(tmp_path):
-    study = Study.open(parse_config(STUDY_YAML, directory=tmp_path))
+    study = Study.open(load_config(write_study(tmp_path)))
     content = report.build_report(study)
     assert content.figures == {} and "run the study first" in content.notes[0]
     assert "run the study first" in report.render_html(content)
@@ -214,7 +190,8 @@ def test_report_is_one_offline_page_with_every_view(written):
     for key, _, _ in report.SECTIONS:
         assert f'id="{key}"' in html
     assert "knee of the predicted front" in html and "not run" in html
-    parity = report.build_report(study).figures["mixopt-parity"]
+    stored = get_plotly_graph_objects(study.optuna._storage.get_study_system_attrs(study.optuna._study_id))
+    parity = go.Figure(json.loads(stored["mixopt-parity"]))
     assert {t.legendgroup for t in parity.data if t.legendgroup} == {"microanneal", "integration"}
 
 
@@ -236,11 +213,12 @@ def test_png_export_draws_every_figure_or_says_why_not(written):
         return
     from PIL import Image
 
-    assert {p.stem.removeprefix("tiny-") for p in pngs} == {k.removeprefix("mixopt-") for k, _, _ in report.SECTIONS}
+    assert {p.stem.removeprefix("page-") for p in pngs} == {k.removeprefix("mixopt-") for k, _, _ in report.SECTIONS}
     for png in pngs:
-        image = np.asarray(Image.open(png).convert("RGB"))
+        image = np.asarray(Image.open(png).convert("RGB")).astype(np.int64)
         assert image.shape[1] == report.PLOT_WIDTH
-        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50, f"{png.name} looks blank"
+        colours = np.unique(image[..., 0] << 16 | image[..., 1] << 8 | image[..., 2])
+        assert len(colours) > 50, f"{png.name} looks blank"
 
 
 def pixels_near(image: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 12) -> int:
