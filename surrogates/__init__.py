@@ -2,4 +2,15 @@
 
 from mixopt.registry import Registry
 
-SURROGATES = Registry("surrogate", {})
+SURROGATES = Registry(
+    "surrogate",
+    {
+        "loglinear": "mixopt.surrogates.loglinear:LogLinearLaw",
+        "gbm": "mixopt.surrogates.gbm:GradientBoosting",
+        "gp": "mixopt.surrogates.gp:GaussianProcess",
+        "ensemble": "mixopt.surrogates.ensemble:Ensemble",
+        "multifidelity": "mixopt.surrogates.multifidelity:MultiFidelity",
+    },
+)
+
+DEFAULT_SURROGATE = "ensemble"
