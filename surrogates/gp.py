@@ -32,7 +32,7 @@ class GaussianProcess(Surrogate):
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         torch.manual_seed(0 if self.random_state is None else self.random_state)
-        targets = torch.as_tensor(y, dtype=torch.float64)[:, None]
+        targets = torch.tensor(y, dtype=torch.float64)[:, None]
         if float(targets.std()) == 0.0 or len(y) < 2:
             targets = targets + 1e-9 * torch.arange(len(y), dtype=torch.float64)[:, None]
         self.model_ = SingleTaskGP(root_features(X), targets, outcome_transform=Standardize(1))
