@@ -30,7 +30,16 @@ import numpy as np
 
 from mixopt.runners.base import Evaluation, RunFailed, Runner, RunSpec
 
-__all__ = ["MicroannealRunner", "anneal", "block_batches", "bf16_supported"]
+__all__ = ["MicroannealRunner", "anneal", "bf16_supported", "block_batches", "quiet_libraries"]
+
+
+def quiet_libraries() -> None:
+    """No per-file progress bars from transformers and datasets inside runs (the CLI shows progress)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def bf16_supported() -> bool:
@@ -118,6 +127,7 @@ class MicroannealRunner(Runner):
 
         started, cpu_started = time.perf_counter(), time.process_time()
         torch.set_num_threads(self.threads)
+        quiet_libraries()
         if self.bf16 not in ("auto", True, False):
             raise RunFailed(f"runner option bf16 must be auto, true or false (got {self.bf16!r})")
         bf16 = bf16_supported() if self.bf16 == "auto" else self.bf16

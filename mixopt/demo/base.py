@@ -66,9 +66,10 @@ def _build(root: Path, threads: int) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from mixopt.runners import microanneal_data as data
-    from mixopt.runners.microanneal import MicroannealRunner, anneal, bf16_supported, block_batches
+    from mixopt.runners.microanneal import MicroannealRunner, anneal, bf16_supported, block_batches, quiet_libraries
 
     torch.set_num_threads(threads)
+    quiet_libraries()
     demo = ensure_data()
     started, cpu_started = time.perf_counter(), time.process_time()
     tokenizer = train_tokenizer(_sample_texts([demo.source(s) for s in ("web", "books", "code", "docs", "math",
