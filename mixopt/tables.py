@@ -74,7 +74,8 @@ def numeric_columns(table: pd.DataFrame, columns: list[str], source: str) -> pd.
         row = int(np.flatnonzero(bad[column].to_numpy())[0])
         cell = table[column].iloc[row]
         what = "is empty (NaN)" if pd.isna(cell) else f"is not a number ({cell!r})"
-        raise ConfigError(f"{source}: column '{column}' row {row + 1} {what}; fix or drop that row")
+        where = f"row {row + 1}" if isinstance(table.index, pd.RangeIndex) else f"run {table.index[row]!r}"
+        raise ConfigError(f"{source}: column '{column}' {where} {what}; fix or drop that row")
     return values.astype(float)
 
 
