@@ -95,6 +95,14 @@ class StudyConfig:
     granularity: float = 1e-4
     max_failures: int | None = None
     screening: ScreeningConfig | None = None
+    # Integration rounds (OLMo 3's second loop): each round runs n_trials / rounds microanneals, refits the
+    # surrogate, and promotes the mixture picked from the predicted front (rule: knee, best:OBJ,
+    # chebyshev:w1,...) to an integration run at the last fidelity. ``baseline`` + ``epsilon`` bound
+    # regressions for best:OBJ.
+    rounds: int | None = None
+    pick: str = "knee"
+    baseline: dict[str, float] | None = None
+    epsilon: float = 0.0
     description: str = ""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
     directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
@@ -184,6 +192,15 @@ def validate(config: StudyConfig) -> None:
         config.space(f.name)
     if config.screening is not None:
         validate_screening(config.screening, [s.name for s in config.sources])
+    if config.rounds is not None:
+        if config.rounds < 1:
+            raise ConfigError(f"rounds must be >= 1 (got {config.rounds})")
+        if len(config.fidelities) < 2:
+            raise ConfigError("rounds need an integration fidelity: list it after the microanneal one in fidelities")
+    if config.baseline is not None:
+        config.space().check(config.space().from_dict(config.baseline), tol=1e-6)
+    if config.epsilon < 0:
+        raise ConfigError(f"epsilon must be >= 0 (got {config.epsilon})")
 
 
 def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:

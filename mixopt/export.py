@@ -18,6 +18,7 @@ import yaml
 
 import mixopt
 from mixopt.errors import ConfigError
+from mixopt.failpoints import failpoint
 from mixopt.space import MixtureSpace
 
 DIALECTS = ("olmo-core", "olmo-cookbook", "plain")
@@ -90,7 +91,9 @@ def write_atomic(path: str | Path, text: str) -> Path:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+            handle.write(text[: len(text) // 2])
+            failpoint("export")  # a crash here must leave no partial export behind the final name
+            handle.write(text[len(text) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -17,6 +17,7 @@ import numpy as np
 from mixopt.config import StudyConfig
 from mixopt.errors import RunFailed
 from mixopt.executors import EXECUTORS, Executor, outcome
+from mixopt.failpoints import failpoint
 from mixopt.runners import RUNNERS
 from mixopt.runners.base import RunSpec
 from mixopt.search import SEARCHERS
@@ -73,6 +74,7 @@ def propose_batch(study: Study, n: int) -> None:
     searcher = SEARCHERS.create(config.searcher.name, config.searcher.options)
     seed = config.seed + len(study.trials())
     proposals = searcher.propose(study.space, study.history(), n, seed=seed)
+    failpoint("propose")
     study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name)
 
 
@@ -127,6 +129,8 @@ def run_study(
                     if job is not None:
                         study.set_trial_attr(spec.trial, "job_id", job)
                 in_flight.extend(zip(handles, specs))
+                if specs:
+                    failpoint("submitted")
             if not in_flight:
                 time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers
                 continue

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 import mixopt
 from mixopt.config import StudyConfig, parse_config
 from mixopt.errors import ConfigError, StorageError
+from mixopt.failpoints import failpoint
 from mixopt.runners.base import Evaluation
 from mixopt.search.base import History
 
@@ -39,6 +40,8 @@ CONFIG_ATTR = "mixopt_config"
 CONFIG_DIR_ATTR = "mixopt_config_dir"
 VERSION_ATTR = "mixopt_version"
 UNLABELLED_GRACE_SECONDS = 120
+# Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
+RUN_ATTRS = {"seed", "controller", "job_id", "metrics", "stderr", "cost", "artifacts", "runner", "fail_reason", "rerun_of"}
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
 
 
@@ -257,6 +260,7 @@ class Study:
             ("artifacts", evaluation.artifacts), ("runner", evaluation.runner),
         ):
             storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+        failpoint("tell")  # a crash here leaves the trial RUNNING: it is failed and re-run on resume
         self.optuna.tell(number, values)
         return values
 
@@ -298,10 +302,10 @@ class Study:
                 self.set_trial_attr(trial.number, "controller", controller_id())
                 continue
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
+            kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
             self.optuna.enqueue_trial(
                 {name: trial.params[name] for name in self.space.names if name in trial.params},
-                user_attrs={"fidelity": trial.user_attrs.get("fidelity", self.config.search_fidelity.name),
-                            "rerun_of": trial.number},
+                user_attrs={"fidelity": self.config.search_fidelity.name, **kept, "rerun_of": trial.number},
             )
             recovered.append(trial.number)
         return recovered

@@ -18,6 +18,7 @@ from mixopt import export as export_mod
 from mixopt.config import load_config
 from mixopt.errors import ConfigError
 from mixopt.loop import propose_batch, run_study
+from mixopt.rounds import run_rounds
 from mixopt.pareto import non_dominated
 from mixopt.runners.base import Evaluation
 from mixopt.study import EXTERNAL, Study, mask_url, weight_column
@@ -86,8 +87,23 @@ def run(
             text = "best " + " ".join(f"{k}={v:.4g}" for k, v in best.items()) if best else ""
             progress.update(task, completed=event.completed, best=text)
 
-        run_study(study, n_trials=target, batch_size=batch_size, on_progress=report)
+        if cfg.rounds:
+            recommendation = run_rounds(study, on_progress=report)
+        else:
+            run_study(study, n_trials=target, batch_size=batch_size, on_progress=report)
     print_front(study)
+    if cfg.rounds:
+        names = [o.name for o in cfg.objectives]
+        out.print(f"recommended mixture (round {recommendation.round} integration run, trial {recommendation.trial}): "
+                  + " ".join(f"{k}={v:.4f}" for k, v in recommendation.mixture.items() if v > 0))
+        out.print("  predicted " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.predicted)))
+        if recommendation.measured:
+            out.print("  measured  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.measured)))
+        path = cfg.directory / "exports" / f"{study.name}.yaml"
+        path.parent.mkdir(exist_ok=True)
+        _export(study, recommendation.trial, "olmo-core", path)
+        out.print(f"exported the recommended mixture to {path}")
+        return
     path = cfg.directory / "exports" / f"{study.name}.yaml"
     path.parent.mkdir(exist_ok=True)
     try:
