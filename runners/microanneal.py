@@ -149,10 +149,10 @@ class MicroannealRunner(Runner):
         blocks, counts = data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed)
 
         torch.manual_seed(spec.seed)
-        train_started = time.perf_counter()
+        train_started, train_cpu_started = time.perf_counter(), time.process_time()
         losses = anneal(model, block_batches(blocks, self.batch_size), steps, self.learning_rate,
                         int(self.warmup_fraction * steps), self.weight_decay, bf16)
-        train_seconds = time.perf_counter() - train_started
+        train_seconds, train_cpu_seconds = time.perf_counter() - train_started, time.process_time() - train_cpu_started
 
         if not np.all(np.isfinite(losses)):
             raise RunFailed(f"training diverged (loss {losses[-1]}): lower the runner's learning_rate")
@@ -179,7 +179,8 @@ class MicroannealRunner(Runner):
         return Evaluation(
             metrics=metrics,
             cost={"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
-                  "train_seconds": train_seconds, "tokens": float(trained), "tokens_per_second": trained / train_seconds},
+                  "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds, "tokens": float(trained),
+                  "tokens_per_second": trained / train_seconds},
             artifacts=artifacts,
             runner="microanneal",
         )
