@@ -133,6 +133,7 @@ def law_data(n: int, seed: int = 0):
     return space, law, X, expected_outcome(law, X)
 
 
+@pytest.mark.slow  # fits the stacked ensemble surrogate
 def test_source_effects_follow_the_mixing_law():
     space, law, X, Y = law_data(40)
     models = report.fit_surrogates(X, Y)
@@ -143,6 +144,7 @@ def test_source_effects_follow_the_mixing_law():
         assert effects[objective, helper, -1] < effects[objective, helper, 0]
 
 
+@pytest.mark.slow  # fits the stacked ensemble surrogate
 def test_predicted_front_is_feasible_and_non_dominated():
     space, _, X, Y = law_data(30)
     models = report.fit_surrogates(X, Y)
@@ -153,6 +155,7 @@ def test_predicted_front_is_feasible_and_non_dominated():
     assert np.all(front.std > 0)
 
 
+@pytest.mark.slow  # fits the stacked ensemble surrogate
 def test_out_of_fold_predictions_rank_a_smooth_law():
     from scipy.stats import spearmanr
 
