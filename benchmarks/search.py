@@ -239,7 +239,7 @@ def print_summary(results: list[dict]) -> None:
     ]
     if not rows:
         return
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop_duplicates(["problem", "method", "seed", "n"], keep="last")
     figures = [c for c in ("outcome", "regret", "hypervolume") if c in table]
     summary = table.groupby(["problem", "method", "n"])[figures].median()
     summary["seeds"] = table.groupby(["problem", "method", "n"]).size()
@@ -256,15 +256,18 @@ def timing(args: argparse.Namespace) -> None:
     W = p.space.sample(args.observations, seed=0)
     values, stderr = p.observe(W, 0)
     history = History(W, values, p.directions, stderr)
+    seconds = {}
     for name in ("random", "botorch"):
         searcher = SEARCHERS.create(name)
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         searcher.propose(p.space, history, args.batch, seed=1)
-        seconds = time.perf_counter() - start
-        print(f"{name}: {seconds:.3f} s for a batch of {args.batch} at 64 sources with {args.observations} observations")
-        if name == "random":
-            baseline = seconds
-    print(f"ratio botorch / random: {seconds / baseline:.0f}x")
+        seconds[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        print(
+            f"{name}: {seconds[name][0]:.3f} s wall, {seconds[name][1]:.3f} s CPU for a batch of {args.batch} "
+            f"at 64 sources with {args.observations} observations (load average {os.getloadavg()[0]:.1f})"
+        )
+    ratio = [b / max(r, 1e-9) for b, r in zip(seconds["botorch"], seconds["random"])]
+    print(f"ratio botorch / random: {ratio[0]:.0f}x wall, {ratio[1]:.0f}x CPU")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -282,16 +285,19 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("timing", help="proposal time at 64 sources")
     t.add_argument("--observations", type=int, default=500)
     t.add_argument("--batch", type=int, default=8)
-    s = sub.add_parser("summary", help="medians of a results file written by quality --out")
-    s.add_argument("path")
+    s = sub.add_parser("summary", help="medians of results files written by quality --out")
+    s.add_argument("paths", nargs="+")
     args = parser.parse_args(argv)
     if args.command == "quality":
         quality(args)
     elif args.command == "timing":
         timing(args)
     else:
-        with open(args.path) as f:
-            print_summary([json.loads(line) for line in f if line.strip()])
+        results = []
+        for path in args.paths:
+            with open(path) as f:
+                results += [json.loads(line) for line in f if line.strip()]
+        print_summary(results)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Real mixture studies draw their runs near a "natural" distribution (token shares, or a team's current
 mix) with Dirichlet noise of varied concentration, so that designs range from sparse to dense
 mixtures. Draws that leave the polytope are pulled back along the segment towards a feasible anchor,
-which keeps them feasible without a per-row optimization.
+which keeps them feasible without a per-row optimization. Anchors are nudged off the boundary (a tenth
+of the way to an interior point): a draw pulled towards an anchor on a face would collapse onto it.
 """
 
 from __future__ import annotations
@@ -49,30 +50,51 @@ def pull_into(space: MixtureSpace, W: np.ndarray, anchor: np.ndarray) -> np.ndar
     return anchor + t * (W - anchor)
 
 
+def interior_point(space: MixtureSpace) -> np.ndarray:
+    """A point in the relative interior of the polytope ``(K,)``: the mean of uniform samples."""
+    return space.sample(256, seed=0).mean(axis=0)
+
+
+def _anchor(space: MixtureSpace, center: np.ndarray) -> np.ndarray:
+    return 0.9 * center + 0.1 * interior_point(space)
+
+
+def _dirichlet_around(
+    space: MixtureSpace, centers: np.ndarray, concentration: np.ndarray, rng, extra: float = 0.0
+) -> np.ndarray:
+    """One draw per row of ``centers`` ``(n, K)``, centred on it: the lower bounds plus the free mass
+    spread by Dirichlet(max(concentration * k * share, 1e-3) + extra) over the k unpinned sources."""
+    free = space.upper - space.lower > 1e-12
+    mass = 1.0 - space.lower.sum()
+    share = np.clip(centers[:, free] - space.lower[free], 0.0, None)
+    share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-300)
+    G = rng.gamma(np.maximum(concentration * free.sum() * share, 1e-3) + extra)
+    total = G.sum(axis=1, keepdims=True)
+    W = np.tile(space.lower, (len(centers), 1))
+    W[:, free] += mass * np.where(total > 0, G / np.where(total > 0, total, 1.0), share)
+    return W
+
+
 def dirichlet_design(
     space: MixtureSpace, center: np.ndarray, n: int, seed: int, concentration: tuple[float, float] = CONCENTRATION_RANGE
 ) -> np.ndarray:
-    """``n`` feasible mixtures ``(n, K)`` drawn as Dirichlet(c * K * center) with c log-uniform in
-    ``concentration``: small c gives sparse mixtures, large c mixtures close to ``center``."""
+    """``n`` feasible mixtures ``(n, K)`` drawn around ``center`` with a Dirichlet concentration c
+    log-uniform in ``concentration`` (per unit of mass, per source): small c gives sparse mixtures,
+    large c mixtures close to ``center``."""
     rng = np.random.default_rng(seed)
     c = np.exp(rng.uniform(np.log(concentration[0]), np.log(concentration[1]), size=(n, 1)))
-    alpha = np.maximum(c * space.dim * center, 1e-3)
-    G = rng.gamma(alpha)
-    draws = G / np.maximum(G.sum(axis=1, keepdims=True), 1e-300)
-    # Rows whose gamma draws all underflowed fall back to the center.
-    draws[~np.isfinite(draws).all(axis=1) | (G.sum(axis=1) <= 0)] = center
-    return pull_into(space, draws, center)
+    draws = _dirichlet_around(space, np.tile(center, (n, 1)), c, rng)
+    return pull_into(space, draws, _anchor(space, center))
 
 
 def local_design(space: MixtureSpace, centers: np.ndarray, n: int, seed: int, concentration: float) -> np.ndarray:
-    """``n`` feasible mixtures ``(n, K)`` near the feasible rows of ``centers`` ``(c, K)``:
-    Dirichlet(concentration * K * center + 0.05) draws, cycling over the centers."""
+    """``n`` feasible mixtures ``(n, K)`` near the feasible rows of ``centers`` ``(c, K)``, cycling over them."""
     rng = np.random.default_rng(seed)
     base = centers[np.arange(n) % len(centers)]
-    G = rng.gamma(concentration * space.dim * base + 0.05)
-    draws = G / G.sum(axis=1, keepdims=True)
+    draws = _dirichlet_around(space, base, np.full((n, 1), concentration), rng, extra=0.05)
     out = np.empty_like(draws)
+    inside = interior_point(space)
     for i, center in enumerate(centers):
         rows = np.arange(i, n, len(centers))
-        out[rows] = pull_into(space, draws[rows], center)
+        out[rows] = pull_into(space, draws[rows], 0.9 * center + 0.1 * inside)
     return out

@@ -30,10 +30,7 @@ def assert_feasible(space, W: np.ndarray) -> None:
         assert space.violations(w, tol=1e-7) == [], (w, space.violations(w, tol=1e-7))
 
 
-@pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(space=spaces(), n_objectives=st.sampled_from([1, 2]), data_seed=st.integers(0, 100))
-def test_proposals_meet_bounds_fixed_weights_and_groups(name, space, n_objectives, data_seed):
+def check_proposals_are_feasible(name, space, n_objectives, data_seed):
     searcher = make(name)
     for n_seen in (0, 6):  # the initial design and the model-based phase
         history = toy_history(space, n_seen, n_objectives, seed=data_seed)
@@ -41,6 +38,25 @@ def test_proposals_meet_bounds_fixed_weights_and_groups(name, space, n_objective
         assert proposals.shape == (3, space.dim)
         assert_feasible(space, proposals)
     assert_feasible(space, searcher.recommend(space, history, seed=data_seed)[None])
+
+
+GENERATED = dict(space=spaces(), n_objectives=st.sampled_from([1, 2]), data_seed=st.integers(0, 100))
+HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much]
+
+
+@pytest.mark.parametrize("name", ["random", "optuna-tpe", "optuna-nsga2"])
+@settings(max_examples=12, deadline=None, suppress_health_check=HEALTH)
+@given(**GENERATED)
+def test_proposals_meet_bounds_fixed_weights_and_groups(name, space, n_objectives, data_seed):
+    check_proposals_are_feasible(name, space, n_objectives, data_seed)
+
+
+@pytest.mark.parametrize("name", ["botorch", "optuna-gp"])
+@settings(max_examples=3, deadline=None, suppress_health_check=HEALTH)
+@given(**GENERATED)
+def test_model_based_proposals_meet_every_constraint(name, space, n_objectives, data_seed):
+    """Fewer examples: each fits models."""
+    check_proposals_are_feasible(name, space, n_objectives, data_seed)
 
 
 @pytest.mark.parametrize("name", NAMES)
