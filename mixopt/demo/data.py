@@ -204,6 +204,14 @@ def _split(documents: list, rng: random.Random) -> tuple[list, list]:
     return kept, reserved
 
 
+def _unseen_code_items(reserved: list[tuple[str, str]], code: list[tuple[str, str]], rng: random.Random) -> list[dict]:
+    """Next-line items from the reserved modules, minus any whose lines also occur in the code source
+    (boilerplate shared between modules, such as generated codec tables)."""
+    seen = "\n".join(text for _, text in code)
+    items = tasks.code_items([text for _, text in reserved], rng, 2 * TASK_ITEMS)
+    return [i for i in items if i["context"] + i["choices"][i["answer"]] not in seen][:TASK_ITEMS]
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
@@ -248,7 +256,7 @@ def _build(root: Path) -> dict:
     sentences = [s for article in wiki_reserved for s in re.split(r"(?<=[.!?])\s+", article) if 60 <= len(s) <= 240]
     task_items = {
         "math": math_items,
-        "code": tasks.code_items([text for _, text in code_reserved], rng, TASK_ITEMS),
+        "code": _unseen_code_items(code_reserved, code, rng),
         "qa": tasks.cloze_items(sentences, rng, TASK_ITEMS),
         "instruct": tasks.instruction_items(item_pairs, rng)[:TASK_ITEMS],
     }
