@@ -41,10 +41,7 @@ class Progress:
 def run_specs(study: Study, trials, output_root: Path) -> list[RunSpec]:
     """Run specs for started trials; source paths are resolved against the study's directory."""
     config = study.config
-    paths = {
-        s.name: tuple(str(p) if Path(p).is_absolute() else str((config.directory / p).resolve()) for p in s.paths)
-        for s in config.sources
-    }
+    paths = {s.name: tuple(_resolve(config.directory, p) for p in s.paths) for s in config.sources}
     specs = []
     for trial in trials:
         fidelity = config.fidelity(trial.user_attrs["fidelity"])
@@ -56,13 +53,20 @@ def run_specs(study: Study, trials, output_root: Path) -> list[RunSpec]:
                 tokens=fidelity.tokens,
                 seed=trial.user_attrs["seed"],
                 output_dir=str(output_root / f"trial-{trial.number:05d}"),
-                model=fidelity.model,
+                model=_resolve(config.directory, fidelity.model),
                 source_paths=paths,
                 source_tokens={s.name: s.tokens for s in config.sources},
                 max_repetition={s.name: s.max_repetition for s in config.sources},
             )
         )
     return specs
+
+
+def _resolve(directory: Path, path: str | None) -> str | None:
+    """A config path made absolute against the study's folder (URLs and absolute paths kept)."""
+    if path is None or "://" in path or Path(path).is_absolute():
+        return path
+    return str((directory / path).resolve())
 
 
 def propose_batch(study: Study, n: int) -> None:

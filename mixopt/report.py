@@ -354,9 +354,11 @@ def make_surrogate():
     return SURROGATES.create(DEFAULT_SURROGATE)
 
 
-def fit_surrogates(X: np.ndarray, Y: np.ndarray) -> list:
-    """One fitted surrogate per objective, from mixtures ``X`` ``(n, K)`` and values ``Y`` ``(n, m)``."""
-    return [make_surrogate().fit(X, Y[:, j]) for j in range(Y.shape[1])]
+def fit_surrogates(X: np.ndarray, Y: np.ndarray, factory=None) -> list:
+    """One fitted surrogate per objective, from mixtures ``X`` ``(n, K)`` and values ``Y`` ``(n, m)``;
+    ``factory()`` makes each (default: ``make_surrogate``)."""
+    factory = factory or make_surrogate
+    return [factory().fit(X, Y[:, j]) for j in range(Y.shape[1])]
 
 
 def predict(models: list, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

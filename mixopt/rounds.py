@@ -24,6 +24,7 @@ from mixopt.loop import Progress, _record, run_specs, run_study
 from mixopt.report import fit_surrogates, predict
 from mixopt.runners import RUNNERS
 from mixopt.study import Study
+from mixopt.surrogates import SURROGATES
 
 CANDIDATES = 4000
 
@@ -46,7 +47,7 @@ def promote(study: Study, round_number: int, seed: int) -> None:
     done = [t for t in study.trials((TrialState.COMPLETE,)) if t.user_attrs.get("fidelity") in {f.name for f in config.fidelities}]
     X = np.array([[*study.weights_of(t), float(t.user_attrs["fidelity"] == integration.name)] for t in done])
     Y = np.array([t.values for t in done], dtype=float)
-    models = fit_surrogates(X, Y)
+    models = fit_surrogates(X, Y, lambda: SURROGATES.create(config.surrogate.name, config.surrogate.options))
     space = config.space(integration.name)
     candidates = space.sample(CANDIDATES, seed=seed)
     mean, _ = predict(models, np.column_stack([candidates, np.ones(len(candidates))]))

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mixopt.cli import bench, demo, study
+from mixopt.cli import bench, demo, report, study, surrogate
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -23,8 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+study.app.command("report", epilog="Example: mixopt study report studies/synthetic/study.yaml --png")(report.report)
 app.add_typer(study.app, name="study")
 app.add_typer(demo.app, name="demo")
+app.add_typer(surrogate.app, name="surrogate")
 app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -15,11 +16,11 @@ from rich.table import Table
 
 import mixopt
 from mixopt import export as export_mod
+from mixopt import pareto
 from mixopt.config import load_config
 from mixopt.errors import ConfigError
 from mixopt.loop import propose_batch, run_study
 from mixopt.rounds import run_rounds
-from mixopt.pareto import non_dominated
 from mixopt.runners.base import Evaluation
 from mixopt.study import EXTERNAL, Study, mask_url, weight_column
 
@@ -124,7 +125,7 @@ def print_front(study: Study, limit: int = 12) -> None:
         out.print("no completed trials yet")
         return
     names = [o.name for o in cfg.objectives]
-    front = done[non_dominated(done[names].to_numpy(), cfg.directions)].sort_values(names[0])
+    front = done[pareto.non_dominated(done[names].to_numpy(), cfg.directions)].sort_values(names[0])
     shown = f", first {limit} by {names[0]}" if len(front) > limit else ""
     table = Table(title=f"Pareto front of {study.name} ({len(front)} of {len(done)} trials{shown})")
     table.add_column("trial", justify="right")
@@ -170,19 +171,16 @@ def status(
 
 
 def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
-    """The best completed trial at ``fidelity`` among those whose mixture fits the export budget's caps."""
-    kind, _, objective = pick.partition(":")
-    if kind != "best" or not objective:
-        raise ConfigError(f"unknown pick '{pick}': use best:OBJECTIVE")
-    names = [o.name for o in study.config.objectives]
-    if objective not in names:
-        raise ConfigError(f"unknown objective '{objective}' in --pick: this study has {names}")
+    """The trial chosen by ``pick`` (knee, best:OBJ, chebyshev:w1,...) among completed trials at ``fidelity``
+    whose mixture fits the export budget's caps. best:OBJ honours the config's baseline and epsilon."""
+    cfg = study.config
+    names = [o.name for o in cfg.objectives]
     frame = study.frame()
     done = frame[(frame.state == "COMPLETE") & (frame.fidelity == fidelity)] if not frame.empty else frame
     if done.empty:
         raise ConfigError(f"study '{study.name}' has no completed trials at fidelity '{fidelity}' to pick from")
-    export_fidelity = export_fidelity or study.config.fidelities[-1].name
-    space = study.config.space(export_fidelity)
+    export_fidelity = export_fidelity or cfg.fidelities[-1].name
+    space = cfg.space(export_fidelity)
     weights = done[[weight_column(s) for s in space.names]].to_numpy()
     done = done[[space.is_feasible(w, tol=1e-6) for w in weights]]
     if done.empty:
@@ -190,9 +188,22 @@ def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optiona
             f"no completed trial at fidelity '{fidelity}' fits the repetition caps at the '{export_fidelity}' budget: "
             "pass --fidelity with a smaller budget, or --trial N"
         )
-    direction = study.config.objectives[names.index(objective)].direction
-    index = done[objective].idxmax() if direction == "maximize" else done[objective].idxmin()
-    return int(done.loc[index, "trial"])
+    baseline_values = None
+    if cfg.baseline is not None and pick.startswith("best:"):
+        baseline_values = _baseline_values(study, done, names)
+    index = pareto.pick(done[names].to_numpy(float), cfg.directions, pick, names, baseline_values, cfg.epsilon)
+    return int(done.iloc[index]["trial"])
+
+
+def _baseline_values(study: Study, done, names: list[str]):
+    """Observed values of the config's baseline mixture (mean over its completed runs at this fidelity)."""
+    baseline = study.space.from_dict(study.config.baseline)
+    weights = done[[weight_column(s) for s in study.space.names]].to_numpy(float)
+    match = np.all(np.abs(weights - baseline) < 1e-6, axis=1)
+    if not match.any():
+        raise ConfigError("the baseline mixture has no completed run to compare against: run it first "
+                          "(mixopt study ask/tell, or a trial with exactly its weights)")
+    return done[names].to_numpy(float)[match].mean(axis=0)
 
 
 def _export(study: Study, number: int, dialect: str, path: Optional[Path], fidelity: Optional[str] = None) -> str:
@@ -225,14 +236,14 @@ def export(
     storage: Optional[str] = StorageOpt,
     study_name: Optional[str] = NameOpt,
     trial: Optional[int] = typer.Option(None, "--trial", help="trial number to export"),
-    pick: Optional[str] = typer.Option(None, "--pick", help="best:OBJECTIVE"),
+    pick: Optional[str] = typer.Option(None, "--pick", help="knee, best:OBJECTIVE or chebyshev:w1,w2,..."),
     dialect: str = typer.Option("olmo-core", "--format", help="olmo-core, olmo-cookbook or plain"),
     fidelity: Optional[str] = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
     """Export one trial's mixture as YAML for a training stack."""
     if (trial is None) == (pick is None):
-        raise ConfigError("give exactly one of --trial N or --pick best:OBJECTIVE")
+        raise ConfigError("give exactly one of --trial N or --pick knee|best:OBJECTIVE|chebyshev:w1,w2,...")
     study = open_study(config, storage, study_name, create=False)
     number = trial if trial is not None else _pick_trial(study, pick, study.config.search_fidelity.name, fidelity)
     text = _export(study, number, dialect, output, fidelity)
