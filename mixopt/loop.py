@@ -38,28 +38,26 @@ class Progress:
     error: str | None
 
 
+def make_spec(config: StudyConfig, trial: int, mixture: dict[str, float], fidelity: str, seed: int,
+              output_dir: Path) -> RunSpec:
+    """The run spec of one mixture; source and model paths are resolved against the study's folder."""
+    fid = config.fidelity(fidelity)
+    return RunSpec(
+        trial=trial, mixture=mixture, fidelity=fid.name, tokens=fid.tokens, seed=seed,
+        output_dir=str(output_dir), model=_resolve(config.directory, fid.model),
+        source_paths={s.name: tuple(_resolve(config.directory, p) for p in s.paths) for s in config.sources},
+        source_tokens={s.name: s.tokens for s in config.sources},
+        max_repetition={s.name: s.max_repetition for s in config.sources},
+    )
+
+
 def run_specs(study: Study, trials, output_root: Path) -> list[RunSpec]:
-    """Run specs for started trials; source paths are resolved against the study's directory."""
-    config = study.config
-    paths = {s.name: tuple(_resolve(config.directory, p) for p in s.paths) for s in config.sources}
-    specs = []
-    for trial in trials:
-        fidelity = config.fidelity(trial.user_attrs["fidelity"])
-        specs.append(
-            RunSpec(
-                trial=trial.number,
-                mixture=study.space.as_dict(study.weights_of(trial)),
-                fidelity=fidelity.name,
-                tokens=fidelity.tokens,
-                seed=trial.user_attrs["seed"],
-                output_dir=str(output_root / f"trial-{trial.number:05d}"),
-                model=_resolve(config.directory, fidelity.model),
-                source_paths=paths,
-                source_tokens={s.name: s.tokens for s in config.sources},
-                max_repetition={s.name: s.max_repetition for s in config.sources},
-            )
-        )
-    return specs
+    """Run specs for started trials, each in ``output_root/trial-NNNNN``."""
+    return [
+        make_spec(study.config, t.number, study.space.as_dict(study.weights_of(t)), t.user_attrs["fidelity"],
+                  t.user_attrs["seed"], output_root / f"trial-{t.number:05d}")
+        for t in trials
+    ]
 
 
 def _resolve(directory: Path, path: str | None) -> str | None:

@@ -19,9 +19,9 @@ from optuna.distributions import FloatDistribution
 from mixopt.config import ScreeningConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.executors import EXECUTORS, Executor
-from mixopt.loop import _reason
+from mixopt.loop import _reason, make_spec
 from mixopt.runners import RUNNERS
-from mixopt.runners.base import Evaluation, RunSpec
+from mixopt.runners.base import Evaluation
 from mixopt.study import Study
 
 BASELINE = "(anchor only)"
@@ -93,14 +93,8 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
     fidelity = config.search_fidelity
     todo = [(arm, r) for arm in arms for r in range(replicates) if (arm, r) not in done]
     specs = [
-        RunSpec(
-            trial=index, mixture=arms[arm], fidelity=fidelity.name, tokens=fidelity.tokens,
-            seed=config.seed + 1000 * r + index, model=fidelity.model,
-            output_dir=str(config.directory / "runs" / f"{study.name}-screening" / f"{_slug(arm)}-r{r}"),
-            source_paths={s.name: tuple(s.paths) for s in config.sources},
-            source_tokens={s.name: s.tokens for s in config.sources},
-            max_repetition={s.name: s.max_repetition for s in config.sources},
-        )
+        make_spec(config, index, arms[arm], fidelity.name, config.seed + 1000 * r + index,
+                  config.directory / "runs" / f"{study.name}-screening" / f"{_slug(arm)}-r{r}")
         for index, (arm, r) in enumerate(todo)
     ]
     runner = RUNNERS.create(config.runner.name, config.runner.options)
