@@ -19,7 +19,7 @@ LIGHT = {
     "loglinear": LogLinearLaw(),
     "gbm": GradientBoosting(n_bags=2, n_estimators=200, learning_rate=0.05),
     "gp": GaussianProcess(max_iter=30),
-    "ensemble": Ensemble(members=(LogLinearLaw(), GradientBoosting(n_bags=1, n_estimators=100, learning_rate=0.1)), cv=3),
+    "ensemble": Ensemble(members=(LogLinearLaw(), GradientBoosting(n_bags=1, n_estimators=60, learning_rate=0.2)), cv=3),
 }
 
 
