@@ -29,6 +29,7 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
 
 from mixopt import pareto
+from mixopt.config import ComponentConfig
 from mixopt.errors import ConfigError
 from mixopt.space import MixtureSpace
 from mixopt.study import Study, weight_column
@@ -347,11 +348,18 @@ def completed(study: Study, fidelity: str) -> Trials:
     )
 
 
-def make_surrogate():
-    """A fresh default surrogate (``fit(X, y)``, ``predict(X, return_std=True)``) from the registry."""
+def make_surrogate(component: ComponentConfig | None = None):
+    """A fresh surrogate (``fit(X, y)``, ``predict(X, return_std=True)``) from the registry: the study
+    config's ``surrogate`` where given, else the default."""
     from mixopt.surrogates import DEFAULT_SURROGATE, SURROGATES
 
-    return SURROGATES.create(DEFAULT_SURROGATE)
+    component = component or ComponentConfig(DEFAULT_SURROGATE)
+    return SURROGATES.create(component.name, component.options)
+
+
+def surrogate_factory(study: Study):
+    """Makes the surrogate the study's config names (fitted once per objective)."""
+    return lambda: make_surrogate(study.config.surrogate)
 
 
 def fit_surrogates(X: np.ndarray, Y: np.ndarray, factory=None) -> list:
@@ -378,11 +386,12 @@ def predicted_front(models: list, space: MixtureSpace, directions: list[str], n:
     return PredictedFront(candidates[keep], mean[keep], std[keep])
 
 
-def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: int = PARITY_FOLDS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: int = PARITY_FOLDS, seed: int = 0,
+                factory=None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predicted means and standard deviations ``(n, m)`` from ``folds``-fold cross-validation."""
     mean, std = np.zeros_like(Y, dtype=float), np.zeros_like(Y, dtype=float)
     for train, test in KFold(min(folds, len(X)), shuffle=True, random_state=seed).split(X):
-        mean[test], std[test] = predict(fit_surrogates(X[train], Y[train]), X[test])
+        mean[test], std[test] = predict(fit_surrogates(X[train], Y[train], factory), X[test])
     return mean, std
 
 
@@ -437,7 +446,7 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
     models, predicted = None, None
     if len(trials.values) >= MIN_SURROGATE_TRIALS:
         try:
-            models = fit_surrogates(trials.weights, trials.values)
+            models = fit_surrogates(trials.weights, trials.values, surrogate_factory(study))
             predicted = predicted_front(models, study.space, directions, seed=seed)
         except Exception as exc:  # a surrogate that cannot fit degrades the report, never stops it
             notes.append(f"the surrogate could not be fit ({type(exc).__name__}: {exc}): no predicted front or effects")
@@ -466,7 +475,8 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
         for fid in config.fidelities:
             done = completed(study, fid.name)
             if len(done.values) >= MIN_SURROGATE_TRIALS:
-                parity[fid.name] = (done.values, *out_of_fold(done.weights, done.values, seed=seed))
+                parity[fid.name] = (done.values, *out_of_fold(done.weights, done.values, seed=seed,
+                                                              factory=surrogate_factory(study)))
             elif len(done.values):
                 notes.append(f"fidelity '{fid.name}' has {len(done.values)} completed trials: too few for its parity plot")
         figures["mixopt-parity"] = parity_figure(parity, names)

@@ -15,7 +15,7 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from typer.testing import CliRunner
 
 from mixopt import pareto, report
-from mixopt.config import load_config
+from mixopt.config import ComponentConfig, load_config
 from mixopt.loop import run_study
 from mixopt.runners.synthetic import expected_outcome, make_law
 from mixopt.space import MixtureSpace, Source
@@ -133,10 +133,15 @@ def law_data(n: int, seed: int = 0):
     return space, law, X, expected_outcome(law, X)
 
 
-@pytest.mark.slow  # fits the stacked ensemble surrogate
+def gp():
+    """The per-dimension GP surrogate: calibrated and fast enough to fit many times in a test."""
+    return report.make_surrogate(ComponentConfig("gp"))
+
+
+@pytest.mark.slow
 def test_source_effects_follow_the_mixing_law():
     space, law, X, Y = law_data(40)
-    models = report.fit_surrogates(X, Y)
+    models = report.fit_surrogates(X, Y, gp)
     grid, effects = report.source_effects(models, space, n_base=16, n_grid=5)
     assert grid.shape == (4, 5) and effects.shape == (2, 4, 5)
     for objective in range(2):
@@ -144,10 +149,10 @@ def test_source_effects_follow_the_mixing_law():
         assert effects[objective, helper, -1] < effects[objective, helper, 0]
 
 
-@pytest.mark.slow  # fits the stacked ensemble surrogate
+@pytest.mark.slow
 def test_predicted_front_is_feasible_and_non_dominated():
     space, _, X, Y = law_data(30)
-    models = report.fit_surrogates(X, Y)
+    models = report.fit_surrogates(X, Y, gp)
     front = report.predicted_front(models, space, ["minimize", "minimize"], n=400)
     assert 0 < len(front.mean) <= report.PREDICTED_SHOWN
     assert all(space.is_feasible(w, tol=1e-6) for w in front.weights)
@@ -155,13 +160,13 @@ def test_predicted_front_is_feasible_and_non_dominated():
     assert np.all(front.std > 0)
 
 
-@pytest.mark.slow  # fits the stacked ensemble surrogate
+@pytest.mark.slow
 def test_out_of_fold_predictions_rank_a_smooth_law():
     from scipy.stats import spearmanr
 
     _, _, X, Y = law_data(25)
     Y = Y[:, :1]
-    mean, std = report.out_of_fold(X, Y)
+    mean, std = report.out_of_fold(X, Y, factory=gp)
     assert mean.shape == Y.shape == std.shape
     assert spearmanr(Y[:, 0], mean[:, 0]).statistic > 0.8
 
