@@ -11,8 +11,9 @@ import abc
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mixopt.surrogates.evaluation import cross_validated_predictions
 
 
 class Surrogate(RegressorMixin, BaseEstimator, abc.ABC):
@@ -31,13 +32,8 @@ class Surrogate(RegressorMixin, BaseEstimator, abc.ABC):
 
     def out_of_fold_predict(self, X, y, n_splits: int, seed: int) -> np.ndarray:
         """Predictions ``(n,)`` for each training row from a copy fitted without its fold."""
-        from sklearn.base import clone
-
-        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        out = np.empty(len(y))
-        for train, test in KFold(n_splits, shuffle=True, random_state=seed).split(X):
-            out[test] = clone(self).fit(X[train], y[train]).predict(X[test])
-        return out
+        return cross_validated_predictions(self, np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64),
+                                           n_splits, seed)
 
     @abc.abstractmethod
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None: ...

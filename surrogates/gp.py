@@ -2,7 +2,8 @@
 
 BoTorch's default priors scale the length scales with the dimension, which is what lets a GP learn at 64
 sources (an isotropic kernel scores about -0.09 Spearman on the Olmix table). Square roots of the weights
-spread out the small shares that dominate real mixtures; measured against raw weights in BENCHMARKS.md.
+spread out the small shares that dominate real mixtures (RegMix held-out Spearman 0.994 against 0.984 on raw
+weights).
 """
 
 from __future__ import annotations
