@@ -20,10 +20,10 @@ def root_features(X: np.ndarray) -> torch.Tensor:
 
 
 class GaussianProcess(Surrogate):
-    """Options: ``max_iter`` L-BFGS steps for the marginal likelihood (50 is as good as 150 on Olmix)."""
+    """Options: ``optimizer_steps`` L-BFGS steps for the marginal likelihood (50 is as good as 150 on Olmix)."""
 
-    def __init__(self, max_iter: int = 60, random_state: int | None = 0) -> None:
-        self.max_iter = max_iter
+    def __init__(self, optimizer_steps: int = 60, random_state: int | None = 0) -> None:
+        self.optimizer_steps = optimizer_steps
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -39,7 +39,7 @@ class GaussianProcess(Surrogate):
         self.model_ = SingleTaskGP(root_features(X), targets, outcome_transform=Standardize(1))
         fit_gpytorch_mll(
             ExactMarginalLogLikelihood(self.model_.likelihood, self.model_),
-            optimizer_kwargs={"options": {"maxiter": self.max_iter}},
+            optimizer_kwargs={"options": {"maxiter": self.optimizer_steps}},
         )
         self.model_.eval()
 

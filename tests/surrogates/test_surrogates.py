@@ -18,7 +18,7 @@ from mixopt.surrogates.multifidelity import MultiFidelity
 LIGHT = {
     "loglinear": LogLinearLaw(),
     "gbm": GradientBoosting(n_bags=2, n_estimators=200, learning_rate=0.05),
-    "gp": GaussianProcess(max_iter=30),
+    "gp": GaussianProcess(optimizer_steps=30),
     "ensemble": Ensemble(members=(LogLinearLaw(), GradientBoosting(n_bags=1, n_estimators=60, learning_rate=0.2)), cv=3),
 }
 
@@ -71,7 +71,7 @@ def test_ensemble_prefers_the_member_that_fits():
 
 def test_gp_leave_one_out_matches_refitting_at_fixed_hyperparameters():
     W, y, _ = law_data(40, seed=4)
-    gp = GaussianProcess(max_iter=20)
+    gp = GaussianProcess(optimizer_steps=20)
     loo = gp.out_of_fold_predict(W, y, n_splits=5, seed=0)
     model = gp.model_
     import torch
