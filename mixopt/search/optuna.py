@@ -119,8 +119,9 @@ class OptunaSearcher(Searcher):
 
         out = []
         for _ in range(n):
-            out.append(self._ask_feasible(space, study, coords, names, distributions, history, lie, constrained))
-        return np.array(out).reshape(n, space.dim)
+            seen = np.vstack([history.weights.reshape(-1, space.dim), history.pending.reshape(-1, space.dim), *out])
+            out.append(self._ask_feasible(space, study, coords, names, distributions, history, lie, constrained, seen)[None])
+        return np.vstack(out).reshape(n, space.dim)
 
     def _add_pending(self, study, params: dict, distributions: dict, lie, constrained: bool) -> None:
         if self.lie_for_pending and lie is not None:
@@ -129,14 +130,18 @@ class OptunaSearcher(Searcher):
         else:
             study.add_trial(create_trial(state=TrialState.RUNNING, params=params, distributions=distributions))
 
-    def _ask_feasible(self, space, study, coords, names, distributions, history, lie, constrained) -> np.ndarray:
+    def _ask_feasible(self, space, study, coords, names, distributions, history, lie, constrained, seen) -> np.ndarray:
         """Ask until the mixture meets the group constraints (rejected asks are told as infeasible, with
-        the worst observed values); the accepted trial stays running, or is told the lie."""
+        the worst observed values) and differs from every ``seen`` mixture (a repeat is told as failed);
+        the accepted trial stays running, or is told the lie."""
         worst = list(np.where(history.signs > 0, history.values.min(axis=0), history.values.max(axis=0))) if len(history) else None
         for _ in range(self.max_rejections):
             trial = study.ask(distributions)
             w = coords.to_mixture(np.array([trial.params[name] for name in names]))
             violation = group_violation(space, w)
+            if len(seen) and np.abs(seen - w).max(axis=1).min() <= 1e-9:
+                study.tell(trial, state=TrialState.FAIL)
+                continue
             if violation <= 0:
                 if self.lie_for_pending and lie is not None:
                     if constrained:

