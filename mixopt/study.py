@@ -272,6 +272,23 @@ class Study:
         storage, trial_id = self._storage_and_id(number)
         return storage.get_trial(trial_id).values
 
+    def import_runs(self, weights: np.ndarray, values: np.ndarray, fidelity: str, source: str) -> int:
+        """Add completed runs measured elsewhere (``weights`` ``(n, K)``, ``values`` ``(n, m)``) as trials at
+        ``fidelity``; rows outside this study's space are skipped. Returns the number added."""
+        space = self.config.space(fidelity)
+        added = 0
+        weights = weights / weights.sum(axis=1, keepdims=True)  # tables round weights (RegMix rows: 1 +- 0.004)
+        for w, v in zip(weights, values):
+            if not space.is_feasible(w, tol=1e-6) or not np.all(np.isfinite(v)):
+                continue
+            self.optuna.add_trial(optuna.trial.create_trial(
+                params=self.space.as_dict(w), distributions=self.distributions, values=[float(x) for x in v],
+                user_attrs={"fidelity": fidelity, "imported_from": source,
+                            "metrics": {o.metric: float(x) for o, x in zip(self.config.objectives, v)}},
+            ))
+            added += 1
+        return added
+
     def fail(self, number: int, reason: str) -> None:
         storage, trial_id = self._storage_and_id(number)
         storage.set_trial_user_attr(trial_id, "fail_reason", reason)

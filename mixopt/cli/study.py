@@ -333,3 +333,35 @@ def _evaluation_from_cli(study: Study, values: Optional[str], file: Optional[Pat
         )
     except (TypeError, ValueError, AttributeError):
         raise ConfigError(f"{file}: metrics, stderr and cost must map names to numbers") from None
+
+
+@app.command(
+    "import",
+    epilog="Example: mixopt study import study.yaml --ratios swarm_ratios.csv --metrics swarm_metrics.csv --fidelity microanneal",
+)
+def import_runs(
+    config: Optional[Path] = ConfigArg,
+    storage: Optional[str] = StorageOpt,
+    study_name: Optional[str] = NameOpt,
+    ratios: Path = typer.Option(..., "--ratios", help="CSV of mixtures: a key column and one column per source"),
+    metrics: Path = typer.Option(..., "--metrics", help="CSV of results: the key column and each objective's metric"),
+    fidelity: Optional[str] = typer.Option(None, "--fidelity", help="fidelity of these runs (default: the search fidelity)"),
+    key: Optional[str] = typer.Option(None, "--key", help="join column (default: detected)"),
+) -> None:
+    """Load a swarm of runs measured elsewhere (e.g. RegMix or Olmix tables) as completed trials: a warm start."""
+    from mixopt.tables import read_run_table, target_values
+
+    study = open_study(config, storage, study_name, create=True)
+    cfg = study.config
+    fidelity = cfg.fidelity(fidelity).name if fidelity else cfg.search_fidelity.name
+    table = read_run_table(ratios, metrics, key)
+    missing = [s for s in study.space.names if s not in table.weights.columns]
+    extra = [c for c in table.weights.columns if c not in study.space.names]
+    if missing or extra:
+        raise ConfigError(f"{ratios}: columns must be this study's sources; missing {missing}, unknown {extra}")
+    weights = table.weights[list(study.space.names)].to_numpy(float)
+    values = np.column_stack([target_values(table.metrics, column=o.metric, source=str(metrics)).to_numpy(float)
+                              for o in cfg.objectives])
+    added = study.import_runs(weights, values, fidelity, source=f"{ratios.name} + {metrics.name}")
+    out.print(f"imported {added} of {len(weights)} runs into study {study.name} at fidelity {fidelity}"
+              + (f"; {len(weights) - added} skipped (outside the space's constraints or missing values)" if added < len(weights) else ""))
