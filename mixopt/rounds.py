@@ -27,6 +27,7 @@ from mixopt.study import Study
 from mixopt.surrogates import SURROGATES
 
 CANDIDATES = 4000
+PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ def promote(study: Study, round_number: int, seed: int) -> None:
     names = [o.name for o in config.objectives]
     chosen = front[pareto.pick(mean[front], config.directions, config.pick, names, baseline_values, config.epsilon)]
     weights = space.round(candidates[chosen], config.granularity)
+    shown = front[np.argsort(mean[front, 0])][:PREDICTED_STORED]
+    study.optuna.set_user_attr("predicted_front", {
+        "round": round_number, "fidelity": integration.name,
+        "points": [{"mixture": space.as_dict(candidates[i]), "predicted": mean[i].tolist()} for i in shown],
+    })
     study.enqueue(weights[None, :], integration.name, {"round": round_number, "predicted": mean[chosen].tolist()})
 
 

@@ -46,6 +46,10 @@ def test_five_rounds_improve_on_round_one(tmp_path, problem):
     assert truth[-1] < truth[0], f"round 5 ({truth[-1]:.4f}) is not better than round 1 ({truth[0]:.4f})"
     assert recommendation.round == 5 and recommendation.measured is not None
     assert recommendation.trial == promoted[-1][1].number
+    stored = study.optuna.user_attrs["predicted_front"]
+    assert stored["round"] == 5 and 0 < len(stored["points"]) <= 10
+    assert all(study.config.space("integration").is_feasible(study.space.from_dict(p["mixture"]), tol=1e-6)
+               for p in stored["points"])
     # Resuming a finished study promotes nothing new.
     run_rounds(study)
     assert len([t for t in study.trials() if "round" in t.user_attrs]) == 5

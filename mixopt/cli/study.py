@@ -168,6 +168,13 @@ def status(
     for r in failed.itertuples():
         out.print(f"  trial {r.trial} failed: {r.fail_reason}")
     print_front(study)
+    predicted = study.optuna.user_attrs.get("predicted_front")
+    if predicted:
+        names = [o.name for o in study.config.objectives]
+        out.print(f"surrogate-predicted front at '{predicted['fidelity']}' (round {predicted['round']}):")
+        for point in predicted["points"]:
+            mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
+            out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"])) + f"  {mix}")
 
 
 def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
