@@ -86,7 +86,7 @@ class StudyConfig:
     fidelities: list[FidelityConfig]
     runner: ComponentConfig
     constraints: list[ConstraintConfig] = field(default_factory=list)
-    searcher: ComponentConfig = field(default_factory=lambda: ComponentConfig("random"))
+    searcher: ComponentConfig = field(default_factory=lambda: ComponentConfig("botorch"))
     executor: ComponentConfig = field(default_factory=lambda: ComponentConfig("local"))
     storage: str | None = None
     batch_size: int = 4
