@@ -22,6 +22,7 @@ CONFIG = textwrap.dedent("""
     fidelities: [{name: micro, tokens: 1.0e+6}, {name: integration, tokens: 1.0e+7}]
     runner: {name: synthetic, options: {metrics: [loss], problem_seed: PROBLEM, noise: 0.02}}
     executor: serial
+    searcher: random
     batch_size: 4
     n_trials: 20
     rounds: 5

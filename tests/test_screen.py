@@ -22,6 +22,7 @@ CONFIG = textwrap.dedent("""
     fidelities: [{name: micro, tokens: 1.0e+6}]
     runner: {name: synthetic, options: {metrics: [a, b, c], problem_seed: 3, effects: {gold: -3.0, junk: 4.0}}}
     executor: serial
+    searcher: random
     screening: {anchor: {web: 1.0}, share: 0.3, replicates: 3}
 """)
 

@@ -25,7 +25,7 @@ def test_import_regmix_swarm_then_continue(tmp_path):
         "name": "warm", "sources": [{"name": s} for s in sources],
         "objectives": [{"name": "pile_cc", "metric": TARGET}],
         "fidelities": [{"name": "micro", "tokens": 1.0e9}],
-        "runner": {"name": "synthetic", "options": {"metrics": [TARGET]}}, "executor": "serial",
+        "runner": {"name": "synthetic", "options": {"metrics": [TARGET]}}, "executor": "serial", "searcher": "random",
         "n_trials": 516, "batch_size": 4,
     }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))

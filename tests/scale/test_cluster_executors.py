@@ -100,6 +100,7 @@ objectives: [{{name: loss, metric: loss}}]
 fidelities: [{{name: micro, tokens: 1.0e+6}}]
 runner: {{name: command, options: {{argv: ["{sys.executable}", "{script}", "{{spec}}", "{tmp_path / 'starts'}"]}}}}
 executor: {{name: slurm, options: {{cluster: local, folder: "{tmp_path / 'jobs'}", timeout_min: 5}}}}
+searcher: random
 batch_size: 2
 n_trials: 4
 """)

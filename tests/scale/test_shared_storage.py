@@ -38,6 +38,7 @@ def write_study(tmp_path: Path, n_trials: int) -> Path:
           name: command
           options: {{argv: ["{sys.executable}", "{tmp_path / 'train.py'}", "{{spec}}", "{tmp_path / 'executions.log'}"]}}
         executor: serial
+        searcher: random
         batch_size: 4
         n_trials: {n_trials}
     """))
