@@ -106,12 +106,15 @@ n_trials: 4
 """)
     command = [sys.executable, "-m", "mixopt.cli", "study", "run", str(config)]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    study = None
+    running = []
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(0.5)
         if (tmp_path / "study.db").exists():
-            study = optuna.load_study(study_name="reattach", storage=f"sqlite:///{tmp_path / 'study.db'}")
+            try:
+                study = optuna.load_study(study_name="reattach", storage=f"sqlite:///{tmp_path / 'study.db'}")
+            except KeyError:  # the file exists before the controller has created the study in it
+                continue
             running = [t for t in study.get_trials() if t.state.name == "RUNNING" and "job_id" in t.user_attrs]
             if running:
                 break
