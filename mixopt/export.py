@@ -22,6 +22,12 @@ from mixopt.failpoints import failpoint
 from mixopt.space import MixtureSpace
 
 DIALECTS = ("olmo-core", "olmo-cookbook", "plain")
+# Per structured dialect: source-name key, repetition key, max-fraction key, (outer, inner) nesting of the
+# source list, token-budget key.
+DIALECT_KEYS = {
+    "olmo-core": ("source_name", "max_repetition_ratio", "max_source_fraction", ("source_list", "sources"), "requested_tokens"),
+    "olmo-cookbook": ("name", "repetition_factor", "max_source_ratio", ("dataset", "sources"), "max_tokens"),
+}
 
 
 def grid_decimals(weights: np.ndarray, granularity: float) -> list[float]:
@@ -53,28 +59,18 @@ def render(
     budget = int(space.token_budget) if space.token_budget else None
     if dialect == "plain":
         body: Any = {s.name: r for s, r in zip(space.sources, ratios)}
-    elif dialect == "olmo-core":
-        sources = []
-        for s, r, upper in zip(space.sources, ratios, space.upper):
-            entry: dict[str, Any] = {"source_name": s.name, "target_ratio": r, "paths": list(s.paths)}
-            if s.max_repetition is not None:
-                entry["max_repetition_ratio"] = s.max_repetition
-            entry["max_source_fraction"] = float(upper)
-            sources.append(entry)
-        body = {"source_list": {"sources": sources}}
-        if budget:
-            body["requested_tokens"] = budget
     else:
+        name_key, repetition_key, fraction_key, (outer, inner), budget_key = DIALECT_KEYS[dialect]
         sources = []
         for s, r, upper in zip(space.sources, ratios, space.upper):
-            entry = {"name": s.name, "target_ratio": r, "paths": list(s.paths)}
+            entry: dict[str, Any] = {name_key: s.name, "target_ratio": r, "paths": list(s.paths)}
             if s.max_repetition is not None:
-                entry["repetition_factor"] = s.max_repetition
-            entry["max_source_ratio"] = float(upper)
+                entry[repetition_key] = s.max_repetition
+            entry[fraction_key] = float(upper)
             sources.append(entry)
-        body = {"dataset": {"sources": sources}}
+        body = {outer: {inner: sources}}
         if budget:
-            body["max_tokens"] = budget
+            body[budget_key] = budget
     header = {"mixopt_version": mixopt.__version__, "dialect": dialect, **(provenance or {})}
     comment = "".join(f"# {key}: {value}\n" for key, value in header.items())
     return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
