@@ -98,7 +98,7 @@ class StudyConfig:
     # Integration rounds (OLMo 3's second loop): each round runs n_trials / rounds microanneals, refits the
     # surrogate, and promotes the mixture picked from the predicted front (rule: knee, best:OBJ,
     # chebyshev:w1,...) to an integration run at the last fidelity. ``baseline`` + ``epsilon`` bound
-    # regressions for best:OBJ. ``surrogate`` is the regressor fitted per objective (fidelity as a feature).
+    # regressions for best:OBJ (``pick`` also chooses the trial exported at the end of a run). ``surrogate`` is the regressor fitted per objective (fidelity as a feature).
     rounds: int | None = None
     surrogate: ComponentConfig = field(default_factory=lambda: ComponentConfig("ensemble"))
     pick: str = "knee"

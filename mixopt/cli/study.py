@@ -63,8 +63,10 @@ def run(
     study_name: Optional[str] = NameOpt,
     n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="completed trials to reach"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="mixtures proposed per round"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
 ) -> None:
-    """Run (or resume) a study until it has its configured number of completed trials."""
+    """Run (or resume) a study until it has its configured number of completed trials, then print the
+    Pareto front, write the report and export a mixture."""
     study = open_study(config, storage, study_name, create=True)
     cfg = study.config
     target = n_trials or cfg.n_trials
@@ -78,7 +80,7 @@ def run(
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("trials", total=target, completed=study.n_complete(cfg.search_fidelity.name), best="")
 
-        def report(event) -> None:
+        def on_progress(event) -> None:
             if event.values is not None:
                 for objective, value in zip(cfg.objectives, event.values):
                     better = max if objective.direction == "maximize" else min
@@ -89,10 +91,12 @@ def run(
             progress.update(task, completed=event.completed, best=text)
 
         if cfg.rounds:
-            recommendation = run_rounds(study, on_progress=report)
+            recommendation = run_rounds(study, on_progress=on_progress)
         else:
-            run_study(study, n_trials=target, batch_size=batch_size, on_progress=report)
+            run_study(study, n_trials=target, batch_size=batch_size, on_progress=on_progress)
     print_front(study)
+    if report:
+        write_study_report(study)
     if cfg.rounds:
         names = [o.name for o in cfg.objectives]
         out.print(f"recommended mixture (round {recommendation.round} integration run, trial {recommendation.trial}): "
@@ -108,12 +112,25 @@ def run(
     path = cfg.directory / "exports" / f"{study.name}.yaml"
     path.parent.mkdir(exist_ok=True)
     try:
-        number = _pick_trial(study, f"best:{cfg.objectives[0].name}", cfg.search_fidelity.name)
+        number = _pick_trial(study, cfg.pick, cfg.search_fidelity.name)
     except ConfigError as exc:  # the study itself is done: say why there is no export, exit 0
         console.print(f"[yellow]no export:[/] {exc}")
         return
     _export(study, number, "olmo-core", path)
-    out.print(f"exported trial {number} (best {cfg.objectives[0].name}) to {path}")
+    out.print(f"exported trial {number} (pick: {cfg.pick}) to {path}")
+
+
+def write_study_report(study: Study) -> None:
+    """The HTML report beside the config; a report that cannot be made is a warning (the study is done)."""
+    from mixopt.report import write_report
+
+    path = study.config.directory / "report" / f"{study.name}.html"
+    try:
+        with console.status("writing the report"):
+            write_report(study, path)
+        out.print(f"report: {path}")
+    except Exception as exc:  # the runs are stored; only the page is missing
+        console.print(f"[yellow]no report:[/] {type(exc).__name__}: {exc} (try `mixopt study report`)")
 
 
 def print_front(study: Study, limit: int = 12) -> None:
