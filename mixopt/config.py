@@ -100,7 +100,7 @@ class StudyConfig:
     # chebyshev:w1,...) to an integration run at the last fidelity. ``baseline`` + ``epsilon`` bound
     # regressions for best:OBJ (``pick`` also chooses the trial exported at the end of a run). ``surrogate`` is the regressor fitted per objective (fidelity as a feature).
     rounds: int | None = None
-    surrogate: ComponentConfig = field(default_factory=lambda: ComponentConfig("ensemble"))
+    surrogate: ComponentConfig = field(default_factory=lambda: ComponentConfig("gp"))
     pick: str = "knee"
     baseline: dict[str, float] | None = None
     epsilon: float = 0.0

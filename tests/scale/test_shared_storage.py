@@ -47,7 +47,7 @@ def write_study(tmp_path: Path, n_trials: int) -> Path:
 
 def run_controllers(config: Path, storage: str, count: int) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-m", "mixopt.cli.__main__", "study", "run", str(config), "--storage", storage],
+        subprocess.Popen([sys.executable, "-m", "mixopt.cli.__main__", "study", "run", str(config), "--storage", storage, "--no-report"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(count)
     ]
