@@ -23,7 +23,7 @@ POINTS = [("propose", 2), ("submitted", 2), ("tell", 6)]
 
 def run(config: Path, failpoints: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "MIXOPT_FAILPOINTS": failpoints}
-    return subprocess.run([sys.executable, "-m", "mixopt.cli", "study", "run", str(config)],
+    return subprocess.run([sys.executable, "-m", "mixopt.cli", "study", "run", str(config), "--no-report"],
                           capture_output=True, text=True, env=env, timeout=300)
 
 
