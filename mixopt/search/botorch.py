@@ -28,6 +28,9 @@ LOCAL_CONCENTRATION = 20.0  # Dirichlet concentration of the trust-region draws 
 N_LOCAL_CENTERS = 4
 
 
+SEEN_TOLERANCE = 1e-3  # largest per-source gap between a proposal and a seen (grid-rounded) mixture
+
+
 class BoTorchSearcher(Searcher):
     """Options: ``n_init`` (design points before the first model), ``prior`` ({source: weight}, the
     natural distribution; default token shares or uniform), ``pool_size`` (candidates screened per
@@ -97,7 +100,8 @@ class BoTorchSearcher(Searcher):
         firsts = [center]
         if self.outcome_constraint is not None:
             firsts.insert(0, self.outcome_constraint.baseline_weights(space))
-        firsts = [w for w in firsts if not np.any(np.all(np.abs(seen - w) <= 1e-9, axis=1))]
+        # Seen mixtures were rounded to the study's grid: the prior counts as seen within a few grid steps.
+        firsts = [w for w in firsts if not np.any(np.all(np.abs(seen - w) <= SEEN_TOLERANCE, axis=1))]
         draws = dirichlet_design(space, center, n, seed)
         return np.vstack(firsts + [draws])[:n]
 

@@ -71,3 +71,17 @@ def test_posterior_mean_is_oriented_so_that_larger_is_better():
     model = fit_model(SPACE, history)
     mean = posterior_mean(SPACE, model, history.weights)[:, 0]
     assert np.corrcoef(mean, history.values[:, 0])[0, 1] < -0.5
+
+
+def test_design_does_not_repeat_the_prior_once_it_was_run_on_the_grid():
+    """A study stores grid-rounded mixtures; the design must still recognise the prior among them."""
+    space = MixtureSpace(tuple(Source(n, tokens=t) for n, t in zip("abcd", (3e6, 2e6, 7e5, 1e5))))
+    searcher = BoTorchSearcher(n_init=6)
+    first = searcher.propose(space, History.empty(space.dim, ("minimize",)), 1, seed=0)[0]
+    rounded = space.round(first, 1e-4)
+    after = History(rounded[None, :], np.array([[1.0]]), ("minimize",), None, np.zeros((0, space.dim)))
+    following = searcher.propose(space, after, 3, seed=1)
+    assert not np.any(np.all(np.abs(following - rounded) <= 1e-3, axis=1)), "the prior was proposed again"
+    pending = History.empty(space.dim, ("minimize",))
+    pending = History(pending.weights, pending.values, ("minimize",), None, rounded[None, :])
+    assert not np.any(np.all(np.abs(searcher.propose(space, pending, 2, seed=2) - rounded) <= 1e-3, axis=1))
