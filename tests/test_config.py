@@ -49,7 +49,7 @@ def test_synthetic_study_loads_with_typed_fields():
 def test_defaults_and_shorthands():
     config = parse_config(MINIMAL)
     assert config.runner == ComponentConfig("synthetic")  # a bare name is a component without options
-    assert config.searcher == ComponentConfig("random")
+    assert config.searcher == ComponentConfig("botorch")  # the default searcher (issue 4)
     assert config.executor == ComponentConfig("local")
     assert config.objectives[0].direction == "minimize"
     assert config.fidelities[0].tokens == 1e9  # YAML 1.1 reads 1e9 as a string; the loader takes it as a number
