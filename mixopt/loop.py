@@ -152,6 +152,25 @@ def run_study(
     return study.n_complete(fidelity)
 
 
+def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = None) -> None:
+    """Run every WAITING trial (e.g. promoted integration runs) to completion or failure."""
+    config = study.config
+    runner = RUNNERS.create(config.runner.name, config.runner.options)
+    executor = EXECUTORS.create(config.executor.name, config.executor.options)
+    specs = run_specs(study, study.start(study.n_waiting()), config.directory / "runs" / study.name)
+    failures = 0
+    try:
+        for index, result in executor.map(runner.run, specs):
+            error = _record(study, specs[index].trial, result)
+            failures += error is not None
+            if on_progress:
+                values = study.values_of(specs[index].trial) if error is None else None
+                completed = study.n_complete(config.search_fidelity.name)
+                on_progress(Progress(completed, config.n_trials, failures, specs[index].trial, values, error))
+    finally:
+        executor.close()
+
+
 def _record(study: Study, number: int, result: object) -> str | None:
     """Tell a result, or fail the trial with the reason; returns the reason or None."""
     if isinstance(result, BaseException):

@@ -19,12 +19,9 @@ from optuna.trial import TrialState
 
 from mixopt import pareto
 from mixopt.errors import RunFailed
-from mixopt.executors import EXECUTORS
-from mixopt.loop import Progress, _record, run_specs, run_study
-from mixopt.report import fit_surrogates, predict
-from mixopt.runners import RUNNERS
+from mixopt.loop import Progress, run_study, run_waiting
 from mixopt.study import Study
-from mixopt.surrogates import SURROGATES
+from mixopt.surrogates.fitting import fit_surrogates, predict, surrogate_factory
 
 CANDIDATES = 4000
 PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
@@ -48,7 +45,7 @@ def promote(study: Study, round_number: int, seed: int) -> None:
     done = [t for t in study.trials((TrialState.COMPLETE,)) if t.user_attrs.get("fidelity") in {f.name for f in config.fidelities}]
     X = np.array([[*study.weights_of(t), float(t.user_attrs["fidelity"] == integration.name)] for t in done])
     Y = np.array([t.values for t in done], dtype=float)
-    models = fit_surrogates(X, Y, lambda: SURROGATES.create(config.surrogate.name, config.surrogate.options))
+    models = fit_surrogates(X, Y, surrogate_factory(study))
     space = config.space(integration.name)
     candidates = space.sample(CANDIDATES, seed=seed)
     mean, _ = predict(models, np.column_stack([candidates, np.ones(len(candidates))]))
@@ -73,7 +70,6 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
     config = study.config
     integration = config.fidelities[-1].name
     per_round = math.ceil(config.n_trials / config.rounds)
-    runner = RUNNERS.create(config.runner.name, config.runner.options)
     for round_number in range(1, config.rounds + 1):
         run_study(study, n_trials=min(round_number * per_round, config.n_trials), on_progress=on_progress)
         promoted = _round_trials(study, round_number)
@@ -82,18 +78,7 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
         elif all(t.state == TrialState.FAIL for t in promoted):  # its run failed earlier: run it again
             study.enqueue(study.weights_of(promoted[-1])[None, :], integration,
                           {"round": round_number, "predicted": promoted[-1].user_attrs["predicted"]})
-        executor = EXECUTORS.create(config.executor.name, config.executor.options)
-        try:
-            trials = study.start(study.n_waiting())
-            specs = run_specs(study, trials, config.directory / "runs" / study.name)
-            for index, result in executor.map(runner.run, specs):
-                error = _record(study, specs[index].trial, result)
-                if on_progress:
-                    values = study.values_of(specs[index].trial) if error is None else None
-                    completed = study.n_complete(config.search_fidelity.name)
-                    on_progress(Progress(completed, config.n_trials, 0, specs[index].trial, values, error))
-        finally:
-            executor.close()
+        run_waiting(study, on_progress)
         if not any(t.state == TrialState.COMPLETE for t in _round_trials(study, round_number)):
             raise RunFailed(f"the integration run of round {round_number} failed: see `mixopt study status`, then run again")
     last = [t for t in _round_trials(study, config.rounds) if t.state == TrialState.COMPLETE][-1]
