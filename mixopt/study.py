@@ -83,7 +83,8 @@ def _create_rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int =
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError):
+            # PostgreSQL: duplicate key / relation exists; SQLite: "table studies already exists", "locked".
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
