@@ -1,5 +1,8 @@
 """Errors that the CLI turns into one clear line and an exit code (2: bad input, 1: a run failed)."""
 
+import errno
+import os
+
 
 class MixoptError(Exception):
     """Base of every error meant for the user: the message names the problem and the fix."""
@@ -23,3 +26,22 @@ class RunFailed(MixoptError):
     """A runner could not evaluate a mixture; the reason is stored with the failed trial."""
 
     exit_code = 1
+
+
+class OutputError(MixoptError):
+    """A file or folder that mixopt must write is read-only, full, or missing; the study is untouched."""
+
+    @classmethod
+    def cannot_write(cls, path: object, error: OSError, elsewhere: str) -> "OutputError":
+        """The one-line error for ``error`` raised writing ``path`` (a file, or a folder to write into);
+        ``elsewhere`` says how to write somewhere else instead."""
+        folder = str(path) if os.path.isdir(str(path)) else os.path.dirname(os.path.abspath(str(path)))
+        fixes = {
+            errno.ENOSPC: f"free space on the filesystem of {folder}",
+            errno.EDQUOT: f"free space under your disk quota on the filesystem of {folder}",
+            errno.EROFS: f"{folder} is on a read-only filesystem: remount it read-write",
+            errno.EACCES: f"make {folder} writable (chmod u+w)",
+            errno.EPERM: f"make {folder} writable (chmod u+w)",
+        }
+        fix = fixes.get(error.errno, f"check {folder}")
+        return cls(f"cannot write {path}: {error.strerror or error}; {fix}, or {elsewhere}")

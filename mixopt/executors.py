@@ -10,13 +10,20 @@ from __future__ import annotations
 import abc
 import multiprocessing
 import os
+import shutil
+import signal
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixopt.errors import RunFailed
 from mixopt.registry import Registry
 
 POLL_SECONDS = 0.2
@@ -66,12 +73,22 @@ def outcome(handle: Any) -> Any:
 
 
 def set_threads(threads: int) -> None:
-    """Pin torch and BLAS thread pools (on shared cores one thread can beat two)."""
+    """Pin torch and BLAS thread pools (on shared cores one thread can beat two). Torch imported later reads
+    ``OMP_NUM_THREADS``, so a worker whose runner never uses torch does not pay for importing it."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
-    import torch
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
-    torch.set_num_threads(threads)
+
+def describe_exit(returncode: int) -> str:
+    """A process's exit status in words: ``exit code 3``, or ``killed by SIGKILL (signal 9)``."""
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name} (signal {-returncode})"
+    except ValueError:
+        return f"killed by signal {-returncode}"
 
 
 class SerialExecutor(Executor):
@@ -90,31 +107,114 @@ class SerialExecutor(Executor):
 
 
 class LocalExecutor(Executor):
-    """A pool of ``workers`` spawned processes, each with ``threads`` torch threads."""
+    """A pool of ``workers`` spawned processes, each with ``threads`` torch threads.
+
+    A worker that dies mid-run (``os._exit``, a crash in native code, the out-of-memory killer) breaks the
+    whole pool. Its own item then fails with ``RunFailed`` naming the exit status; the items that the broken
+    pool took down with it (still queued, or killed by the pool's SIGTERM) run again in a new pool.
+    """
+
+    MAX_RESTARTS = 3  # times one item is re-run after other workers broke its pool
 
     def __init__(self, workers: int = 1, threads: int = 1) -> None:
         self.workers = workers
         self.threads = threads
         self._pool: ProcessPoolExecutor | None = None
+        self._markers: Path | None = None  # one file per job: the pid of the worker that started it
+        self._submitted = 0
+        self._exit_codes: dict[int, int | None] = {}  # pid -> exit status of the workers of broken pools
 
     def submit_many(self, fn, items):
+        if self._markers is None:
+            self._markers = Path(tempfile.mkdtemp(prefix="mixopt-workers-"))
+        jobs = []
+        for item in items:
+            self._submitted += 1
+            jobs.append(self._submit(_PoolJob(fn, item, self._markers / f"{self._submitted}.pid")))
+        return jobs
+
+    def _submit(self, job: _PoolJob) -> _PoolJob:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=set_threads, initargs=(self.threads,),
             )
-        return [self._pool.submit(fn, item) for item in items]
+        job.pool = self._pool
+        job.future = self._pool.submit(_run_marked, job.fn, job.item, str(job.marker))
+        return job
 
     def wait(self, handles):
-        done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
-        if any(f.exception() is not None and "BrokenProcessPool" in type(f.exception()).__name__ for f in done):
-            self.close()  # a worker died (killed, out of memory): later submissions get a new pool
-        return list(done)
+        while True:
+            done = [job for job in handles if job.done()]
+            broken = [job for job in done if job.broken()]
+            if broken:
+                self._recover(broken)
+                continue
+            if done or not handles:
+                return done
+            wait_futures([job.future for job in handles], return_when=FIRST_COMPLETED)
+
+    def _recover(self, broken: list[_PoolJob]) -> None:
+        """Fail the jobs whose own worker died; re-run the others in a new pool."""
+        for pool in {id(job.pool): job.pool for job in broken}.values():
+            if pool._processes is not None:  # not yet shut down: read its workers (pid -> Process) first
+                workers = dict(pool._processes)
+                pool.shutdown(wait=True)  # the pool's own thread has terminated and joined every worker
+                self._exit_codes.update({pid: process.exitcode for pid, process in workers.items()})
+            if pool is self._pool:
+                self._pool = None
+        for job in broken:
+            pid = int(job.marker.read_text()) if job.marker.exists() else None
+            code = self._exit_codes.get(pid)
+            if pid is not None and code is not None and code != -signal.SIGTERM:
+                job.failure = RunFailed(f"the worker process running this trial died: {describe_exit(code)} (from "
+                                        "os._exit, a crash in native code, or the out-of-memory killer)")
+            elif job.restarts >= self.MAX_RESTARTS:
+                job.failure = RunFailed(f"the worker pool broke {job.restarts + 1} times while this trial ran")
+            else:
+                job.restarts += 1
+                job.marker.unlink(missing_ok=True)
+                self._submit(job)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if self._markers is not None:
+            shutil.rmtree(self._markers, ignore_errors=True)
+            self._markers = None
+
+
+@dataclass(eq=False)
+class _PoolJob:
+    """The handle on one item of a ``LocalExecutor``: its current future, or the failure that ends it."""
+
+    fn: Callable[[Any], Any]
+    item: Any
+    marker: Path
+    pool: ProcessPoolExecutor | None = None
+    future: Future | None = None
+    failure: BaseException | None = None
+    restarts: int = 0
+
+    def done(self) -> bool:
+        return self.failure is not None or self.future.done()
+
+    def broken(self) -> bool:
+        """Whether the future holds the pool's BrokenProcessPool (not yet sorted out by the executor)."""
+        return (self.failure is None and self.future.done() and not self.future.cancelled()
+                and isinstance(self.future.exception(), BrokenProcessPool))
+
+    def result(self) -> Any:
+        if self.failure is not None:
+            raise self.failure
+        return self.future.result()
+
+
+def _run_marked(fn: Callable[[Any], Any], item: Any, marker: str) -> Any:
+    """``fn(item)`` in a pool worker, after writing the worker's pid to ``marker``."""
+    Path(marker).write_text(str(os.getpid()))
+    return fn(item)
 
 
 def _run_with_threads(fn: Callable[[Any], Any], item: Any, threads: int) -> Any:

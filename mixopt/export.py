@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 import mixopt
-from mixopt.errors import ConfigError
+from mixopt.errors import ConfigError, OutputError
 from mixopt.failpoints import failpoint
 from mixopt.space import MixtureSpace
 
@@ -77,14 +77,18 @@ def render(
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename.
+
+    A folder that cannot be written (read-only, full) is an ``OutputError`` naming the path and the fix;
+    ``path`` is then unchanged and no temporary file is left.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        raise OutputError.cannot_write(path, exc, "choose another path") from None
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text[: len(text) // 2])
@@ -95,5 +99,5 @@ def write_atomic(path: str | Path, text: str) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        raise OutputError.cannot_write(path, exc, "choose another path") from None
     return path

@@ -7,6 +7,7 @@ storage as soon as it is known, so a killed controller loses nothing that had co
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from mixopt.config import StudyConfig
-from mixopt.errors import RunFailed
+from mixopt.errors import OutputError, RunFailed
 from mixopt.executors import EXECUTORS, Executor, outcome
 from mixopt.failpoints import failpoint
 from mixopt.runners import RUNNERS
-from mixopt.runners.base import RunSpec
+from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.search import SEARCHERS
 from mixopt.study import Study
 
@@ -51,11 +52,11 @@ def make_spec(config: StudyConfig, trial: int, mixture: dict[str, float], fideli
     )
 
 
-def run_specs(study: Study, trials, output_root: Path) -> list[RunSpec]:
-    """Run specs for started trials, each in ``output_root/trial-NNNNN``."""
+def run_specs(study: Study, trials, root: Path) -> list[RunSpec]:
+    """Run specs for started trials, each in ``root/trial-NNNNN``."""
     return [
         make_spec(study.config, t.number, study.space.as_dict(study.weights_of(t)), t.user_attrs["fidelity"],
-                  t.user_attrs["seed"], output_root / f"trial-{t.number:05d}")
+                  t.user_attrs["seed"], root / f"trial-{t.number:05d}")
         for t in trials
     ]
 
@@ -65,6 +66,19 @@ def _resolve(directory: Path, path: str | None) -> str | None:
     if path is None or "://" in path or Path(path).is_absolute():
         return path
     return str((directory / path).resolve())
+
+
+def output_root(config: StudyConfig, study_name: str) -> Path:
+    """``runs/<study>/`` beside the config, created and checked writable before any trial starts: a read-only
+    or full folder stops the study with one ``OutputError`` line instead of failing every trial."""
+    root = config.directory / "runs" / study_name
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise OutputError.cannot_write(root, exc, "run a copy of the study folder from a writable place") from None
+    return root
 
 
 def propose_batch(study: Study, n: int) -> None:
@@ -99,7 +113,7 @@ def run_study(
     max_failures = config.max_failures if config.max_failures is not None else max(n_trials, 3)
     runner = RUNNERS.create(config.runner.name, config.runner.options)
     executor = executor or EXECUTORS.create(config.executor.name, config.executor.options)
-    output_root = config.directory / "runs" / study.name
+    runs = output_root(config, study.name)
     fidelity = config.search_fidelity.name
     in_flight: list[tuple[object, RunSpec]] = []
 
@@ -108,7 +122,7 @@ def run_study(
         job = trial.user_attrs.get("job_id")
         handle = executor.reattach(job) if job is not None else None
         if handle is not None:
-            in_flight.append((handle, run_specs(study, [trial], output_root)[0]))
+            in_flight.append((handle, run_specs(study, [trial], runs)[0]))
         return handle is not None
 
     study.recover_stale(adopt)
@@ -124,7 +138,7 @@ def run_study(
                 missing = wanted - study.n_waiting()
                 if missing > 0:
                     propose_batch(study, missing)
-                specs = run_specs(study, study.start(wanted, limit=n_trials), output_root)
+                specs = run_specs(study, study.start(wanted, limit=n_trials), runs)
                 handles = executor.submit_many(runner.run, specs) if specs else []
                 for handle, spec in zip(handles, specs):
                     job = executor.job_id(handle)
@@ -157,7 +171,7 @@ def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = N
     config = study.config
     runner = RUNNERS.create(config.runner.name, config.runner.options)
     executor = EXECUTORS.create(config.executor.name, config.executor.options)
-    specs = run_specs(study, study.start(study.n_waiting()), config.directory / "runs" / study.name)
+    specs = run_specs(study, study.start(study.n_waiting()), output_root(config, study.name))
     failures = 0
     try:
         for index, result in executor.map(runner.run, specs):
@@ -175,6 +189,8 @@ def _record(study: Study, number: int, result: object) -> str | None:
     """Tell a result, or fail the trial with the reason; returns the reason or None."""
     if isinstance(result, BaseException):
         error = _reason(result)
+    elif not isinstance(result, Evaluation):
+        error = f"the runner returned {type(result).__name__}, not an Evaluation"
     else:
         try:
             study.tell(number, result)

@@ -1,16 +1,28 @@
 """Name -> class registries for the extension points (searchers, runners, surrogates, executors).
 
 Entries are ``"module:Class"`` strings imported on first use, so naming a light component never
-imports a heavy one (torch, transformers).
+imports a heavy one (torch, transformers). A name that is itself ``"module:Class"`` (e.g.
+``runner: {name: "my_lab.runners:ClusterRunner"}``) plugs in a user's own class: the module must be
+importable (installed, or on ``PYTHONPATH``; workers import it too) and the class must subclass the
+extension point's base class.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from typing import Any
 
 from mixopt.errors import ConfigError
+
+# The base class that a plugged-in class of each kind must subclass.
+PLUGIN_BASES = {
+    "runner": "mixopt.runners.base:Runner",
+    "searcher": "mixopt.search.base:Searcher",
+    "surrogate": "mixopt.surrogates.base:Surrogate",
+    "executor": "mixopt.executors:Executor",
+}
 
 
 class Registry:
@@ -22,12 +34,41 @@ class Registry:
         return sorted(self.entries)
 
     def load(self, name: str) -> type:
-        if name not in self.entries:
-            hint = difflib.get_close_matches(name, self.names(), n=1)
-            fix = f"did you mean '{hint[0]}'?" if hint else f"choose one of: {', '.join(self.names())}"
-            raise ConfigError(f"unknown {self.kind} '{name}': {fix}")
-        module, _, attr = self.entries[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        """The class registered as ``name``, or the user's class that ``name`` (``module:Class``) points to."""
+        if name in self.entries:
+            return _import(self.entries[name])
+        if ":" in name:
+            return self._load_plugin(name)
+        hint = difflib.get_close_matches(name, self.names(), n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else f"choose one of: {', '.join(self.names())}, or module:Class"
+        raise ConfigError(f"unknown {self.kind} '{name}': {fix}")
+
+    def _load_plugin(self, name: str) -> type:
+        module_name, _, class_name = name.partition(":")
+        if not module_name or not class_name:
+            raise ConfigError(f"{self.kind} '{name}': write a plug-in as module:Class, e.g. my_lab.{self.kind}s:My{self.kind.title()}")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"{self.kind} '{name}': cannot import module '{module_name}' ({exc}): install it, or add the "
+                "folder that holds it to PYTHONPATH"
+            ) from None
+        except Exception as exc:  # the user's module raised while importing (syntax error, failed import...)
+            raise ConfigError(f"{self.kind} '{name}': importing '{module_name}' failed: {type(exc).__name__}: {exc}") from None
+        cls = getattr(module, class_name, None)
+        base = _import(PLUGIN_BASES[self.kind]) if self.kind in PLUGIN_BASES else object
+        if cls is None:
+            classes = [n for n, c in vars(module).items() if inspect.isclass(c) and issubclass(c, base)]
+            hint = difflib.get_close_matches(class_name, classes, n=1)
+            fix = f"did you mean '{module_name}:{hint[0]}'?" if hint else f"its {self.kind} classes are: {', '.join(sorted(classes)) or 'none'}"
+            raise ConfigError(f"{self.kind} '{name}': module '{module_name}' has no '{class_name}': {fix}")
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            raise ConfigError(
+                f"{self.kind} '{name}': '{class_name}' is not a subclass of {base.__module__}.{base.__qualname__}: "
+                f"derive it from that base class"
+            )
+        return cls
 
     def create(self, name: str, options: dict[str, Any] | None = None) -> Any:
         """An instance built from config options; a bad option is a ``ConfigError`` naming it."""
@@ -36,3 +77,9 @@ class Registry:
             return cls(**(options or {}))
         except TypeError as exc:
             raise ConfigError(f"{self.kind} '{name}': bad options: {exc}") from None
+
+
+def _import(entry: str) -> Any:
+    """The object that a ``"module:attr"`` entry names."""
+    module, _, attr = entry.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -11,6 +11,8 @@ import contextlib
 import datetime
 import fcntl
 import json
+import math
+import numbers
 import os
 import re
 import socket
@@ -247,14 +249,9 @@ class Study:
         return np.array([trial.params[name] for name in self.space.names])
 
     def tell(self, number: int, evaluation: Evaluation) -> list[float]:
-        """Record a completed evaluation; a missing or non-finite objective metric fails the trial instead."""
-        values = []
-        for objective in self.config.objectives:
-            value = evaluation.metrics.get(objective.metric)
-            if value is None or not np.isfinite(value):
-                problem = "is missing" if value is None else f"is {value}"
-                raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' {problem}")
-            values.append(float(value))
+        """Record a completed evaluation. A missing, non-numeric or non-finite objective metric (or standard
+        error) raises ``ValueError`` naming it, and nothing is stored: the caller fails the trial instead."""
+        values = objective_values(evaluation, self.config.objectives)
         storage, trial_id = self._storage_and_id(number)
         for key, value in (
             ("metrics", evaluation.metrics), ("stderr", evaluation.stderr), ("cost", evaluation.cost),
@@ -370,6 +367,34 @@ class Study:
             row["fail_reason"] = t.user_attrs.get("fail_reason")
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def objective_values(evaluation: Evaluation, objectives) -> list[float]:
+    """The value of each objective's metric in ``evaluation``; ``ValueError`` naming the first metric that is
+    missing, not a number, or not finite (NaN, inf), or whose standard error is not a finite number >= 0."""
+    if not isinstance(evaluation.metrics, dict) or not isinstance(evaluation.stderr, dict):
+        raise ValueError("the evaluation's metrics and stderr must be mappings from metric name to number")
+    values = []
+    for objective in objectives:
+        value = evaluation.metrics.get(objective.metric)
+        error = evaluation.stderr.get(objective.metric, 0.0)
+        if value is None:
+            problem = "is missing"
+        elif not _is_number(value):
+            problem = f"is not a number ({value!r})"
+        elif not math.isfinite(value):
+            problem = f"is {value} (not finite)"
+        elif not _is_number(error) or not math.isfinite(error) or error < 0:
+            problem = f"has a standard error of {error!r} (must be a finite number >= 0)"
+        else:
+            values.append(float(value))
+            continue
+        raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' {problem}")
+    return values
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def weight_column(source: str) -> str:

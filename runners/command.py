@@ -16,6 +16,7 @@ the trial with the reason and the log path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from mixopt import export
 from mixopt.errors import ConfigError
+from mixopt.executors import describe_exit
 from mixopt.runners.base import Evaluation, RunFailed, RunSpec, Runner
 from mixopt.space import MixtureSpace, Source
 
@@ -89,7 +91,7 @@ class CommandRunner(Runner):
         if returncode is None:
             raise RunFailed(f"timed out after {self.timeout:g} s; log: {files['log']}")
         if returncode != 0:
-            raise RunFailed(f"exit code {returncode}: {_last_line(files['log'])}; log: {files['log']}")
+            raise RunFailed(f"{describe_exit(returncode)}: {_last_line(files['log'])}; log: {files['log']}")
         metrics, stderr = read_metrics(files["metrics"], files["log"])
         return Evaluation(
             metrics=metrics, stderr=stderr, cost={"seconds": seconds, "tokens": float(spec.tokens)},
@@ -97,7 +99,8 @@ class CommandRunner(Runner):
         )
 
     def _execute(self, argv: list[str], log: Path) -> int | None:
-        """Run ``argv`` in its own process group; the exit code, or None after a timeout (group killed)."""
+        """Run ``argv`` in its own process group; the exit code, or None after a timeout. When the program
+        ends or times out, whatever is left of its group (e.g. data-loader workers) is killed."""
         with open(log, "wb") as handle:
             try:
                 process = subprocess.Popen(
@@ -106,12 +109,24 @@ class CommandRunner(Runner):
                 )
             except OSError as exc:
                 raise RunFailed(f"cannot start {argv[0]!r}: {exc.strerror}") from None
-            try:
-                return process.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
+            exited = _wait_unreaped(process.pid, self.timeout)
+            # The leader is running or a zombie, so its pid still names this group and no other.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return None
+            returncode = process.wait()
+            return returncode if exited else None
+
+
+def _wait_unreaped(pid: int, timeout: float | None) -> bool:
+    """Wait up to ``timeout`` seconds (None: forever) for child ``pid`` to exit, without reaping it; whether it did."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(2 * delay, 0.5)
+    return True
 
 
 def spec_space(spec: RunSpec) -> MixtureSpace:
@@ -139,10 +154,12 @@ def read_metrics(path: Path, log: Path) -> tuple[dict[str, float], dict[str, flo
     metrics = data.get("metrics", data)
     stderr = data.get("stderr", {}) if "metrics" in data else {}
     for name, table in (("metrics", metrics), ("stderr", stderr)):
-        if not isinstance(table, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in table.values()
-        ):
+        if not isinstance(table, dict):
             raise RunFailed(f"metrics file {path}: {name} must map names to finite numbers; log: {log}")
+        for key, value in table.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise RunFailed(f"metrics file {path}: {name} '{key}' is {value!r} ({name} must map names to "
+                                f"finite numbers); log: {log}")
     return {k: float(v) for k, v in metrics.items()}, {k: float(v) for k, v in stderr.items()}
 
 
