@@ -79,6 +79,27 @@ class ScreeningConfig:
 
 
 @dataclass(frozen=True)
+class ReuseConfig:
+    """Warm start from an earlier study whose sources may differ (see ``mixopt.reuse``).
+
+    ``study``: the old study's config file (relative to this config's folder); or ``storage`` and
+    ``study_name`` (these also override the old config's). ``map``: old source -> a new source (renamed),
+    a list of new sources (a split in proportion to their ``tokens``) or ``{new: share}`` (explicit
+    shares summing to 1); an unlisted source maps to the new source of its name, if any.
+    ``drop_unmapped_above``: a trial that gave old sources with no counterpart more than this weight is
+    skipped; up to it, that weight is dropped and the rest renormalized. ``max_projection``: the largest
+    L1 distance an imported mixture may move to satisfy the new constraints (farther: skipped).
+    """
+
+    study: str | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    map: dict[str, Any] = field(default_factory=dict)
+    drop_unmapped_above: float = 0.0
+    max_projection: float = 0.05
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     sources: list[SourceConfig]
@@ -104,6 +125,10 @@ class StudyConfig:
     pick: str = "knee"
     baseline: dict[str, float] | None = None
     epsilon: float = 0.0
+    # After the last round, run the recommended mixture with this many seeds at the integration fidelity,
+    # keep their checkpoints, average them (mixopt.merge) and evaluate the merge (OLMo 3 merged two seeds).
+    merge_seeds: int | None = None
+    reuse: ReuseConfig | None = None
     description: str = ""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
     directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
@@ -198,6 +223,13 @@ def validate(config: StudyConfig) -> None:
             raise ConfigError(f"rounds must be >= 1 (got {config.rounds})")
         if len(config.fidelities) < 2:
             raise ConfigError("rounds need an integration fidelity: list it after the microanneal one in fidelities")
+    if config.merge_seeds is not None:
+        if config.rounds is None:
+            raise ConfigError("merge_seeds needs rounds: it merges seeds of the last round's recommended mixture")
+        if config.merge_seeds < 2:
+            raise ConfigError(f"merge_seeds must be >= 2 (got {config.merge_seeds}): a merge needs two checkpoints")
+    if config.reuse is not None:
+        validate_reuse(config.reuse, {s.name: s.tokens for s in config.sources})
     if config.baseline is not None:
         config.space().check(config.space().from_dict(config.baseline), tol=1e-6)
     if config.epsilon < 0:
@@ -217,6 +249,40 @@ def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:
         raise ConfigError(f"screening.share must be in (0, 1) (got {screening.share})")
     if screening.replicates < 1:
         raise ConfigError(f"screening.replicates must be >= 1 (got {screening.replicates})")
+
+
+def validate_reuse(reuse: ReuseConfig, new_tokens: dict[str, float | None]) -> None:
+    """Checks of the ``reuse`` section that need only this config (old source names are checked on use)."""
+    if reuse.study is None and (reuse.storage is None or reuse.study_name is None):
+        raise ConfigError("reuse: name the old study with study: PATH/study.yaml, or with storage: URL and study_name: NAME")
+    if not 0 <= reuse.drop_unmapped_above < 1:
+        raise ConfigError(f"reuse.drop_unmapped_above must be in [0, 1) (got {reuse.drop_unmapped_above})")
+    if not 0 <= reuse.max_projection <= 2:
+        raise ConfigError(f"reuse.max_projection must be in [0, 2] (an L1 distance; got {reuse.max_projection})")
+    for old, target in reuse.map.items():
+        where = f"reuse.map.{old}"
+        if isinstance(target, str):
+            target = [target]
+        if isinstance(target, list):
+            if not target or not all(isinstance(t, str) for t in target) or len(set(target)) != len(target):
+                raise ConfigError(f"{where}: expected a new source, a list of distinct new sources or {{source: share}}")
+        elif isinstance(target, dict):
+            shares = list(target.values())
+            if not shares or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in shares) \
+                    or abs(sum(shares) - 1) > 1e-6:
+                raise ConfigError(f"{where}: shares must be numbers >= 0 that sum to 1 (got {target})")
+        else:
+            raise ConfigError(f"{where}: expected a new source, a list of new sources or {{source: share}}, got {_describe(target)}")
+        for name in target:
+            if name not in new_tokens:
+                hint = difflib.get_close_matches(str(name), list(new_tokens), n=1)
+                fix = f"did you mean '{hint[0]}'?" if hint else f"this study's sources: {', '.join(new_tokens)}"
+                raise ConfigError(f"{where}: '{name}' is not a source of this study: {fix}")
+        if isinstance(target, list) and len(target) > 1:
+            untokened = [name for name in target if not new_tokens[name]]
+            if untokened:
+                raise ConfigError(f"{where}: a split by tokens needs tokens > 0 on {', '.join(untokened)}; "
+                                  f"or give explicit shares, e.g. {{{target[0]}: 0.5, ...}}")
 
 
 # -- strict construction of dataclasses from YAML data -----------------------------------------------

@@ -74,6 +74,15 @@ def run(
         f"study [bold]{study.name}[/] in {mask_url(storage or cfg.storage_url)}: {len(cfg.sources)} sources, "
         f"{len(cfg.objectives)} objectives, searcher {cfg.searcher.name}, runner {cfg.runner.name}"
     )
+    if cfg.reuse is not None:
+        from mixopt.reuse import apply_reuse, stored_report
+
+        reused = apply_reuse(study)
+        if reused is not None:
+            out.print("\n".join(reused.summary()), markup=False, highlight=False)
+        elif (earlier := stored_report(study)) is not None:
+            out.print(f"reuse of study '{earlier.old_study}' was applied when this study started "
+                      f"({len(earlier.imported)} trials imported; `mixopt study status` shows the map)")
     best: dict[str, float] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}")]
@@ -192,6 +201,10 @@ def status(
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
             out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"])) + f"  {mix}")
+    from mixopt.reuse import stored_report
+
+    if (reused := stored_report(study)) is not None:
+        out.print("\n".join(reused.summary()), markup=False, highlight=False)
 
 
 def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
