@@ -140,7 +140,11 @@ class LocalExecutor(Executor):
                 initializer=set_threads, initargs=(self.threads,),
             )
         job.pool = self._pool
-        job.future = self._pool.submit(_run_marked, job.fn, job.item, str(job.marker))
+        try:
+            job.future = self._pool.submit(_run_marked, job.fn, job.item, str(job.marker))
+        except BrokenProcessPool as exc:  # a worker died since the last wait(): it re-submits, as for queued jobs
+            job.future = Future()
+            job.future.set_exception(exc)
         return job
 
     def wait(self, handles):
