@@ -146,7 +146,8 @@ class StudyConfig:
         raise ConfigError(f"unknown fidelity '{name}': this study has {[f.name for f in self.fidelities]}")
 
     def space(self, fidelity: str | None = None) -> MixtureSpace:
-        """The mixture space at a fidelity's token budget (default: the search fidelity)."""
+        """The mixture space at a fidelity's token budget (default: the search fidelity); a budget of 0
+        tokens (an evaluation without training, such as of merged seeds) has no repetition caps."""
         budget = self.fidelity(fidelity).tokens if fidelity else self.search_fidelity.tokens
         return MixtureSpace(
             sources=tuple(
@@ -154,7 +155,7 @@ class StudyConfig:
                 for s in self.sources
             ),
             groups=tuple(Group(c.name, tuple(c.sources), c.min, c.max) for c in self.constraints),
-            token_budget=budget,
+            token_budget=budget or None,
         )
 
     @property

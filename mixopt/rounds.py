@@ -6,36 +6,56 @@ predicts the integration outcome of many feasible mixtures, and promotes the one
 on the predicted front (under the no-regression bound against ``baseline``, where given) to an
 integration run, which the next round's surrogate learns from. Each promotion is a trial with
 ``round`` and ``predicted`` attrs, so the rounds resume like the rest of a study.
+
+With ``merge_seeds: N``, the recommended mixture is then run N more times at the integration fidelity
+(other seeds, checkpoints kept), the checkpoints are averaged (``mixopt.merge``) and the merge is
+evaluated without training (a run of 0 tokens from the merged checkpoint), as OLMo 3 merged two seeds
+of its midtraining run. These runs are trials of their own study ``<study>-merge`` beside the study (as
+screening's are), so no searcher, surrogate or report mistakes the evaluation of a merge for a training
+run; seed runs carry ``merge_for`` (the recommended trial), the merge's evaluation also ``merge_of``
+(the seed trials) and the fidelity ``seed-merge``. They resume like the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import optuna
 from optuna.trial import TrialState
 
 from mixopt import pareto
-from mixopt.errors import RunFailed
+from mixopt.config import ComponentConfig, FidelityConfig, StudyConfig
+from mixopt.errors import ConfigError, RunFailed
 from mixopt.loop import Progress, run_study, run_waiting
+from mixopt.merge import merge_checkpoints
+from mixopt.runners import RUNNERS
 from mixopt.study import Study
 from mixopt.surrogates.fitting import fit_surrogates, predict, surrogate_factory
 
 CANDIDATES = 4000
 PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
+MERGE_FIDELITY = "seed-merge"  # the evaluation of merged seed checkpoints (0 tokens from the merge)
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """The mixture promoted in the last round, with its predicted and measured integration values."""
+    """The mixture promoted in the last round, with its predicted and measured integration values; with
+    ``merge_seeds``, also each seed run's values, the merged checkpoint's folder and its values."""
 
     trial: int
     round: int
     mixture: dict[str, float]
     predicted: list[float]
     measured: list[float] | None
+    seeds: list[list[float]] = field(default_factory=list)
+    merged: list[float] | None = None
+    merged_checkpoint: str | None = None
 
 
 def promote(study: Study, round_number: int, seed: int) -> None:
@@ -68,6 +88,8 @@ def promote(study: Study, round_number: int, seed: int) -> None:
 def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None) -> Recommendation:
     """Run (or resume) every round of the study; the last round's promoted mixture is the recommendation."""
     config = study.config
+    if config.merge_seeds:
+        check_keeps_checkpoints(config)
     integration = config.fidelities[-1].name
     per_round = math.ceil(config.n_trials / config.rounds)
     for round_number in range(1, config.rounds + 1):
@@ -82,12 +104,95 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
         if not any(t.state == TrialState.COMPLETE for t in _round_trials(study, round_number)):
             raise RunFailed(f"the integration run of round {round_number} failed: see `mixopt study status`, then run again")
     last = [t for t in _round_trials(study, config.rounds) if t.state == TrialState.COMPLETE][-1]
-    return Recommendation(
+    recommendation = Recommendation(
         trial=last.number, round=config.rounds, mixture=study.space.as_dict(study.weights_of(last)),
         predicted=list(last.user_attrs["predicted"]), measured=list(last.values) if last.values else None,
     )
+    return merge_seeds(study, recommendation, on_progress) if config.merge_seeds else recommendation
 
 
 def _round_trials(study: Study, round_number: int) -> list:
     """Integration trials promoted in ``round_number`` (failed ones included; re-runs keep the round)."""
     return [t for t in study.trials() if t.user_attrs.get("round") == round_number]
+
+
+# -- merging seeds of the recommended mixture ---------------------------------------------------------
+def check_keeps_checkpoints(config: StudyConfig) -> None:
+    """``merge_seeds`` needs a runner with a ``keep_checkpoint`` option: say so before anything runs."""
+    if "keep_checkpoint" not in inspect.signature(RUNNERS.load(config.runner.name)).parameters:
+        raise ConfigError(
+            f"merge_seeds needs a runner that keeps checkpoints (a keep_checkpoint option; it returns "
+            f"artifacts['checkpoint']), such as microanneal: runner '{config.runner.name}' has none, remove merge_seeds"
+        )
+
+
+def merge_study(study: Study, merged: Path) -> Study:
+    """The study ``<name>-merge`` of ``study``'s seed runs, seen through a config whose runner keeps
+    checkpoints and whose extra fidelity ``seed-merge`` evaluates the ``merged`` folder (0 tokens)."""
+    config = study.config
+    view = dataclasses.replace(
+        config,
+        runner=ComponentConfig(config.runner.name, {**config.runner.options, "keep_checkpoint": True}),
+        fidelities=[*config.fidelities, FidelityConfig(MERGE_FIDELITY, tokens=0.0, model=str(merged))],
+    )
+    runs = optuna.create_study(storage=study.optuna._storage, study_name=f"{study.name}-merge",
+                               directions=list(config.directions), load_if_exists=True)
+    return Study(runs, view)
+
+
+def merge_seeds(study: Study, recommendation: Recommendation,
+                on_progress: Callable[[Progress], None] | None = None) -> Recommendation:
+    """Run (or resume) the seed runs of the recommended mixture, merge their checkpoints, evaluate the
+    merge; the recommendation with the seeds' and the merge's values."""
+    config = study.config
+    integration = config.fidelities[-1].name
+    merged = config.directory / "runs" / f"{study.name}-merge" / f"merged-trial-{recommendation.trial:05d}"
+    runs = merge_study(study, merged)
+    runs.recover_stale()
+    weights = study.space.from_dict(recommendation.mixture)[None, :]
+    relay = None
+    if on_progress is not None:  # the progress of the study, not of its merge runs
+        def relay(event: Progress) -> None:
+            on_progress(dataclasses.replace(event, completed=study.n_complete(config.search_fidelity.name)))
+
+    def ours(fidelity: str, *states: TrialState) -> list:
+        return [t for t in runs.trials(states or None) if t.user_attrs.get("merge_for") == recommendation.trial
+                and t.user_attrs.get("fidelity") == fidelity]
+
+    seeds = _seed_runs(ours(integration, TrialState.COMPLETE))
+    if len(seeds) < config.merge_seeds:
+        queued = len(ours(integration, TrialState.WAITING))
+        for _ in range(config.merge_seeds - len(seeds) - queued):
+            runs.enqueue(weights, integration, {"merge_for": recommendation.trial})
+        run_waiting(runs, relay)
+        seeds = _seed_runs(ours(integration, TrialState.COMPLETE))
+        if len(seeds) < config.merge_seeds:
+            raise RunFailed(f"{config.merge_seeds - len(seeds)} seed runs of the recommended mixture failed "
+                            f"({_last_reason(ours(integration, TrialState.FAIL))}): run again to retry them")
+    seeds = seeds[: config.merge_seeds]
+    numbers = [t.number for t in seeds]
+    evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get("merge_of") == numbers]
+    if not evaluations:
+        merge_checkpoints([t.user_attrs["artifacts"]["checkpoint"] for t in seeds], merged)
+        if not ours(MERGE_FIDELITY, TrialState.WAITING):
+            runs.enqueue(weights, MERGE_FIDELITY, {"merge_for": recommendation.trial, "merge_of": numbers})
+        run_waiting(runs, relay)
+        evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get("merge_of") == numbers]
+        if not evaluations:
+            raise RunFailed(f"the evaluation of the merged checkpoint {merged} failed "
+                            f"({_last_reason(ours(MERGE_FIDELITY, TrialState.FAIL))}): run again to retry it")
+    return dataclasses.replace(recommendation, seeds=[list(t.values) for t in seeds],
+                               merged=list(evaluations[-1].values), merged_checkpoint=str(merged))
+
+
+def _seed_runs(trials: list) -> list:
+    """Completed seed runs whose checkpoint is on disk (oldest first); ``RunFailed`` if a run returned none."""
+    missing = [t.number for t in trials if "checkpoint" not in t.user_attrs.get("artifacts", {})]
+    if missing:
+        raise RunFailed("merge_seeds needs a runner that returns artifacts['checkpoint']: "
+                        f"seed runs {missing} returned none")
+    return [t for t in trials if Path(t.user_attrs["artifacts"]["checkpoint"]).is_dir()]
+
+
+def _last_reason(failed: list) -> str:
+    return failed[-1].user_attrs.get("fail_reason", "no reason stored") if failed else "no failed run stored"

@@ -3,7 +3,8 @@
 A run loads a base checkpoint (any local transformers checkpoint folder; by default the demo's tiny
 Llama-style model, built on first use), trains it on ``spec.tokens`` tokens drawn from the sources in
 the mixture's token shares, with the learning rate warmed up briefly and then annealed linearly to 0
-(the OLMo midtraining anneal), and evaluates:
+(the OLMo midtraining anneal), and evaluates (a budget of 0 tokens evaluates the checkpoint as it is,
+e.g. a merge of seeds; then there are no training metrics):
 
 - ``bpb_<source>``: held-out bits per byte on each source's last blocks (never trained on);
 - ``<task>_acc`` / ``<task>_bpb``: multiple-choice tasks (a folder of ``<task>.jsonl``; the demo's are
@@ -123,8 +124,6 @@ class MicroannealRunner(Runner):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from mixopt.runners import microanneal_data as data
-
         started, cpu_started = time.perf_counter(), time.process_time()
         torch.set_num_threads(self.threads)
         quiet_libraries()
@@ -142,48 +141,52 @@ class MicroannealRunner(Runner):
 
         step_tokens = self.block_size * self.batch_size
         steps = int(spec.tokens // step_tokens)
-        if steps < 1:
+        if steps < 1 and spec.tokens != 0:
             raise RunFailed(f"fidelity '{spec.fidelity}': {spec.tokens:g} tokens is less than one step ({step_tokens} tokens)")
         sources = self.load_sources(spec, tokenizer)
-        limits = {n: spec.max_repetition.get(n) or self.default_max_repetition for n in spec.mixture}
-        blocks, counts = data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed)
-
-        torch.manual_seed(spec.seed)
-        train_started, train_cpu_started = time.perf_counter(), time.process_time()
-        losses = anneal(model, block_batches(blocks, self.batch_size), steps, self.learning_rate,
-                        int(self.warmup_fraction * steps), self.weight_decay, bf16)
-        train_seconds, train_cpu_seconds = time.perf_counter() - train_started, time.process_time() - train_cpu_started
-
-        if not np.all(np.isfinite(losses)):
-            raise RunFailed(f"training diverged (loss {losses[-1]}): lower the runner's learning_rate")
-
-        metrics = self._evaluate(model, tokenizer, sources, bf16)
-        tenth = max(1, steps // 10)
-        metrics["train_loss_first"] = float(np.mean(losses[:tenth]))
-        metrics["train_loss_last"] = float(np.mean(losses[-tenth:]))
-        tokens = {n: counts.get(n, 0) * self.block_size for n in spec.mixture}
-        metrics.update({f"tokens_{n}": float(t) for n, t in tokens.items()})
-
-        artifacts = {"accounting": str(out / "accounting.json")}
-        (out / "accounting.json").write_text(json.dumps({
-            "block_size": self.block_size, "steps": steps, "tokens": steps * step_tokens,
-            "sources": {n: {"weight": spec.mixture[n], "tokens": tokens[n], "share": tokens[n] / (steps * step_tokens),
-                            "train_tokens_available": len(sources[n].train) * self.block_size,
-                            "epochs": tokens[n] / (len(sources[n].train) * self.block_size)} for n in spec.mixture},
-        }, indent=1))
-        if self.keep_checkpoint:
+        metrics, cost = self._train(model, spec, sources, steps, bf16, out) if steps else ({}, {})
+        metrics.update(self._evaluate(model, tokenizer, sources, bf16))
+        artifacts = {"accounting": str(out / "accounting.json")} if steps else {}
+        if self.keep_checkpoint and steps:
             model.save_pretrained(out / "checkpoint")
             tokenizer.save_pretrained(out / "checkpoint")
             artifacts["checkpoint"] = str(out / "checkpoint")
+        elif self.keep_checkpoint:  # evaluated as it was: the checkpoint is the one loaded
+            artifacts["checkpoint"] = str(checkpoint)
         trained = steps * step_tokens
-        return Evaluation(
-            metrics=metrics,
-            cost={"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
-                  "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds, "tokens": float(trained),
-                  "tokens_per_second": trained / train_seconds},
-            artifacts=artifacts,
-            runner="microanneal",
-        )
+        cost.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started,
+                    tokens=float(trained))
+        return Evaluation(metrics=metrics, cost=cost, artifacts=artifacts, runner="microanneal")
+
+    def _train(self, model, spec: RunSpec, sources: dict, steps: int, bf16: bool,
+               out: Path) -> tuple[dict[str, float], dict[str, float]]:
+        """Anneal ``model`` for ``steps`` steps on the mixture and write ``accounting.json`` in ``out``;
+        returns the training metrics and costs (seconds, CPU seconds, tokens per second)."""
+        import torch
+
+        from mixopt.runners import microanneal_data as data
+
+        limits = {n: spec.max_repetition.get(n) or self.default_max_repetition for n in spec.mixture}
+        blocks, counts = data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed)
+        torch.manual_seed(spec.seed)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        losses = anneal(model, block_batches(blocks, self.batch_size), steps, self.learning_rate,
+                        int(self.warmup_fraction * steps), self.weight_decay, bf16)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        if not np.all(np.isfinite(losses)):
+            raise RunFailed(f"training diverged (loss {losses[-1]}): lower the runner's learning_rate")
+        trained = steps * self.batch_size * self.block_size
+        tokens = {n: counts.get(n, 0) * self.block_size for n in spec.mixture}
+        (out / "accounting.json").write_text(json.dumps({
+            "block_size": self.block_size, "steps": steps, "tokens": trained,
+            "sources": {n: {"weight": spec.mixture[n], "tokens": tokens[n], "share": tokens[n] / trained,
+                            "train_tokens_available": len(sources[n].train) * self.block_size,
+                            "epochs": tokens[n] / (len(sources[n].train) * self.block_size)} for n in spec.mixture},
+        }, indent=1))
+        tenth = max(1, steps // 10)
+        metrics = {"train_loss_first": float(np.mean(losses[:tenth])), "train_loss_last": float(np.mean(losses[-tenth:])),
+                   **{f"tokens_{n}": float(t) for n, t in tokens.items()}}
+        return metrics, {"train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "tokens_per_second": trained / seconds}
 
     # -- pieces -------------------------------------------------------------------------------------
     def load_sources(self, spec: RunSpec, tokenizer) -> dict:

@@ -1,16 +1,23 @@
-"""Integration rounds on the synthetic runner: promotions learn from every run and get better."""
+"""Integration rounds on the synthetic runner: promotions learn from every run and get better; seeds of
+the recommendation are merged and the merge evaluated."""
 
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from mixopt.config import load_config
-from mixopt.errors import ConfigError
+from mixopt.errors import ConfigError, RunFailed
 from mixopt.rounds import run_rounds
+from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.runners.synthetic import SyntheticRunner, expected_outcome
 from mixopt.study import Study
 
@@ -61,3 +68,78 @@ def test_rounds_need_an_integration_fidelity(tmp_path):
     (tmp_path / "study.yaml").write_text(text)
     with pytest.raises(ConfigError, match="integration fidelity"):
         load_config(tmp_path / "study.yaml")
+
+
+def test_merge_seeds_needs_rounds_and_two_seeds(tmp_path):
+    for text, message in ((CONFIG.replace("rounds: 5", "merge_seeds: 2"), "merge_seeds needs rounds"),
+                          (CONFIG + "merge_seeds: 1\n", "merge_seeds must be >= 2")):
+        (tmp_path / "study.yaml").write_text(text.replace("PROBLEM", "1"))
+        with pytest.raises(ConfigError, match=message):
+            load_config(tmp_path / "study.yaml")
+
+
+# -- merging seeds of the recommended mixture ---------------------------------------------------------
+class CheckpointRunner(SyntheticRunner):
+    """The synthetic runner that also writes a checkpoint when asked (one tensor filled with the run's
+    seed); a run of 0 tokens evaluates ``spec.model`` instead: every metric is the mean of its tensor."""
+
+    def __init__(self, keep_checkpoint: bool = False, **options) -> None:
+        super().__init__(**options)
+        self.keep_checkpoint = keep_checkpoint
+
+    def run(self, spec: RunSpec) -> Evaluation:
+        if spec.tokens == 0:
+            with safe_open(str(Path(spec.model) / "model.safetensors"), framework="pt") as weights:
+                value = weights.get_tensor("w").double().mean().item()
+            return Evaluation(metrics={m: value for m in self.metrics}, artifacts={"checkpoint": spec.model})
+        evaluation = super().run(spec)
+        if self.keep_checkpoint:
+            folder = Path(spec.output_dir) / "checkpoint"
+            folder.mkdir(parents=True, exist_ok=True)
+            save_file({"w": torch.full((4,), float(spec.seed))}, str(folder / "model.safetensors"))
+            evaluation.artifacts["checkpoint"] = str(folder)
+        return evaluation
+
+
+class ForgetfulRunner(CheckpointRunner):
+    """Has the keep_checkpoint option but never returns a checkpoint."""
+
+    def run(self, spec: RunSpec) -> Evaluation:
+        return SyntheticRunner.run(self, spec)
+
+
+def merge_config(folder: Path, runner: str) -> Study:
+    """A two-round study with ``merge_seeds: 2`` in ``folder`` on ``runner``."""
+    folder.mkdir(exist_ok=True)
+    text = (CONFIG.replace("PROBLEM", "1").replace("n_trials: 20", "n_trials: 8").replace("rounds: 5", "rounds: 2")
+            .replace("name: synthetic", f"name: '{runner}'") + "merge_seeds: 2\n")
+    (folder / "study.yaml").write_text(text)
+    return Study.open(load_config(folder / "study.yaml"))
+
+
+def test_merge_seeds_runs_merges_and_evaluates_the_recommendation_once(tmp_path):
+    study = merge_config(tmp_path, f"{CheckpointRunner.__module__}:CheckpointRunner")
+    recommendation = run_rounds(study)
+    runs = optuna.load_study(study_name="rounds-merge", storage=study.config.storage_url)
+    seeds = [t for t in runs.get_trials() if t.user_attrs["fidelity"] == "integration"]
+    (merge,) = [t for t in runs.get_trials() if t.user_attrs["fidelity"] == "seed-merge"]
+    assert [t.state for t in seeds] == [TrialState.COMPLETE] * 2
+    assert all(t.user_attrs["merge_for"] == recommendation.trial and t.params == recommendation.mixture for t in seeds)
+    assert seeds[0].user_attrs["seed"] != seeds[1].user_attrs["seed"]
+    assert merge.user_attrs["merge_of"] == [t.number for t in seeds]
+    assert merge.user_attrs["artifacts"]["checkpoint"] == recommendation.merged_checkpoint
+    # The merge's evaluation read the average of the two seed checkpoints (each tensor is its seed).
+    assert recommendation.merged == [sum(t.user_attrs["seed"] for t in seeds) / 2]
+    assert recommendation.seeds == [t.values for t in seeds] and recommendation.measured is not None
+    assert not any("merge_for" in t.user_attrs for t in study.trials()), "merge runs belong to their own study"
+    assert run_rounds(study) == recommendation and len(runs.get_trials()) == 3, "a finished merge ran again"
+
+
+def test_merge_seeds_refuses_a_runner_without_checkpoints_before_running(tmp_path):
+    study = merge_config(tmp_path, "synthetic")
+    with pytest.raises(ConfigError, match="merge_seeds needs a runner that keeps checkpoints .* runner 'synthetic' has none"):
+        run_rounds(study)
+    assert study.trials() == []
+    study = merge_config(tmp_path / "forgetful", f"{ForgetfulRunner.__module__}:ForgetfulRunner")
+    with pytest.raises(RunFailed, match=r"returns artifacts\['checkpoint'\]: seed runs \[0, 1\] returned none"):
+        run_rounds(study)

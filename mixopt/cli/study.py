@@ -113,6 +113,12 @@ def run(
         out.print("  predicted " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.predicted)))
         if recommendation.measured:
             out.print("  measured  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.measured)))
+        for seed, values in enumerate(recommendation.seeds, 1):
+            out.print(f"  seed {seed}    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, values)))
+        if recommendation.merged:
+            out.print("  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.merged))
+                      + f"  (weights averaged over the {len(recommendation.seeds)} seeds: {recommendation.merged_checkpoint})",
+                      markup=False, soft_wrap=True)
         path = cfg.directory / "exports" / f"{study.name}.yaml"
         path.parent.mkdir(exist_ok=True)
         _export(study, recommendation.trial, "olmo-core", path)

@@ -164,6 +164,21 @@ def test_checkpoint_is_kept_as_safetensors(world, tmp_path):
     assert result.artifacts["checkpoint"] == str(tmp_path / "out" / "checkpoint")
 
 
+def test_zero_tokens_evaluates_the_checkpoint_without_training(world, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    result = runner(keep_checkpoint=True).run(spec(world, tmp_path, {"arith": 0.5, "prose": 0.5}, tokens=0))
+    tokenizer = world["tokenizer"]
+    source = data.load_source("arith", [str(world["paths"]["arith"])], tokenizer, data.tokenizer_fingerprint(tokenizer),
+                              BLOCK, 8, world["root"] / "cache" / "tokens")
+    base = AutoModelForCausalLM.from_pretrained(world["model"], dtype=torch.float32).eval()
+    untrained = ev.heldout_bpb(base, source.heldout, ev.token_byte_lengths(tokenizer), 32, bf16=False)
+    assert result.metrics["bpb_arith"] == pytest.approx(untrained, rel=1e-5)  # thread counts reorder sums
+    assert not any(k.startswith(("train_loss", "tokens_")) for k in result.metrics)
+    assert result.cost["tokens"] == 0 and result.artifacts == {"checkpoint": world["model"]}
+
+
 def test_tasks_and_sft_probe_are_scored(world, tmp_path):
     tasks = tmp_path / "tasks"
     tasks.mkdir()
