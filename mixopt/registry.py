@@ -49,12 +49,14 @@ class Registry:
             raise ConfigError(f"{self.kind} '{name}': write a plug-in as module:Class, e.g. my_lab.{self.kind}s:My{self.kind.title()}")
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            raise ConfigError(
-                f"{self.kind} '{name}': cannot import module '{module_name}' ({exc}): install it, or add the "
-                "folder that holds it to PYTHONPATH"
-            ) from None
-        except Exception as exc:  # the user's module raised while importing (syntax error, failed import...)
+        except Exception as exc:
+            missing = getattr(exc, "name", None)
+            if isinstance(exc, ModuleNotFoundError) and missing and f"{module_name}.".startswith(f"{missing}."):
+                raise ConfigError(
+                    f"{self.kind} '{name}': cannot import module '{module_name}' ({exc}): install it, or add the "
+                    "folder that holds it to PYTHONPATH"
+                ) from None
+            # The module exists but raised while importing (a syntax error, an import of its own that fails...).
             raise ConfigError(f"{self.kind} '{name}': importing '{module_name}' failed: {type(exc).__name__}: {exc}") from None
         cls = getattr(module, class_name, None)
         base = _import(PLUGIN_BASES[self.kind]) if self.kind in PLUGIN_BASES else object

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -51,14 +52,30 @@ def mutated_configs(draw) -> dict:
     return config
 
 
+# (kind, outcome) -> examples, printed as figures when the module ends (any other exception fails a test).
+OUTCOMES: Counter = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_figures():
+    yield
+    for kind in ("config", "table"):
+        loaded, rejected = OUTCOMES[kind, "loaded"], OUTCOMES[kind, "rejected"]
+        if loaded + rejected:
+            print(f"\nFIGURE bad input: {loaded + rejected} generated {kind}s: {loaded} loaded, "
+                  f"{rejected} rejected with one ConfigError line")
+
+
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(mutated_configs())
 def test_generated_configs_load_or_fail_with_one_clear_line(config):
     try:
         parse_config(yaml.safe_dump(config))
+        OUTCOMES["config", "loaded"] += 1
     except ConfigError as exc:
         message = str(exc)
         assert message and "\n" not in message and "Traceback" not in message
+        OUTCOMES["config", "rejected"] += 1
 
 
 cells = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.text(max_size=5), st.just(""))
@@ -79,8 +96,10 @@ def test_generated_tables_load_or_fail_with_one_clear_line(tmp_path_factory, rat
     try:
         table = read_run_table(folder / "r.csv", folder / "m.csv")
         target_values(table.metrics, column=target, expression=None if target else "mean(l*)")
+        OUTCOMES["table", "loaded"] += 1
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc)
+        OUTCOMES["table", "rejected"] += 1
 
 
 @pytest.mark.parametrize("change", [

@@ -71,3 +71,6 @@ def test_twenty_kills_lose_nothing(tmp_path):
         if "rerun_of" in t.user_attrs:
             assert t.params == by_number[t.user_attrs["rerun_of"]].params
     assert yaml.safe_load(export.read_text())["source_list"]["sources"]
+    print(f"\nFIGURE crash test: {kills} of {len(schedule)} armed SIGKILLs fired, completed trials lost 0, "
+          f"final completed {sum(t.state.name == 'COMPLETE' for t in trials)}/{N_TRIALS}, trials caught mid-run "
+          f"{len(failed)}, each re-run exactly once ({len(reruns)} re-runs), partial exports 0")
