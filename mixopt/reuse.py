@@ -230,9 +230,7 @@ def _import_observations(study: Study, old: Study, done: list[FrozenTrial], mapp
         mixture, lost = map_mixture(mapping, old.weights_of(trial), reuse.drop_unmapped_above)
         values = [_metric_value(old, trial, m) for m in metrics]
         reason = None
-        if "merge_of" in trial.user_attrs:
-            reason = "an evaluation of merged checkpoints, not a training run"
-        elif fidelity not in fidelities:
+        if fidelity not in fidelities:
             reason = f"fidelity '{fidelity}' is not in this study"
         elif mixture is None:
             heavy = [n for n, x in zip(old.space.names, old.weights_of(trial)) if x > 0 and n in mapping.unmapped]
@@ -283,10 +281,10 @@ def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping:
         candidates.append((best, f"the recommended mixture of {_provenance(old, best.number)}, mapped"))
     if report.missing_metrics:
         searched = [t for t in done if t.user_attrs.get("fidelity") == old.config.search_fidelity.name]
-        values = np.array([t.values for t in searched], dtype=float).reshape(len(searched), -1)
-        front = pareto.non_dominated(values, old.config.directions) if searched else []
-        candidates += [(t, f"the Pareto-front mixture of {_provenance(old, t.number)}, mapped")
-                       for t, on_front in zip(searched, front) if on_front and t is not best]
+        if searched:
+            front = pareto.non_dominated(np.array([t.values for t in searched], dtype=float), old.config.directions)
+            candidates += [(t, f"the Pareto-front mixture of {_provenance(old, t.number)}, mapped")
+                           for t, on_front in zip(searched, front) if on_front and t is not best]
     queued = [t.user_attrs[PROPOSAL_ATTR] for t in study.trials() if PROPOSAL_ATTR in t.user_attrs]
     chosen: list[np.ndarray] = []
     for trial, label in candidates:
