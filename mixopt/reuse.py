@@ -221,32 +221,14 @@ def _import_observations(study: Study, old: Study, done: list[FrozenTrial], mapp
                          report: ReuseReport) -> None:
     """Old completed trials as completed trials of ``study`` (through ``Study.import_runs``), skipping
     those that cannot be mapped; trials imported before an interruption are not imported again."""
-    config, reuse = study.config, study.config.reuse
-    fidelities = {f.name for f in config.fidelities}
-    metrics = [o.metric for o in config.objectives]
     already = {t.user_attrs.get("imported_from") for t in study.trials()}
     for trial in done:
-        fidelity = trial.user_attrs.get("fidelity")
-        mixture, lost = map_mixture(mapping, old.weights_of(trial), reuse.drop_unmapped_above)
-        values = [_metric_value(old, trial, m) for m in metrics]
-        reason = None
-        if fidelity not in fidelities:
-            reason = f"fidelity '{fidelity}' is not in this study"
-        elif mixture is None:
-            heavy = [n for n, x in zip(old.space.names, old.weights_of(trial)) if x > 0 and n in mapping.unmapped]
-            reason = f"weight {lost:.3f} on unmapped {', '.join(heavy)}"
-            report.weight_lost += lost
-            report.skipped.append({"trial": trial.number, "reason": reason, "unmapped": heavy})
+        mapped = _observation(study, old, trial, mapping)
+        if isinstance(mapped, dict):
+            report.skipped.append(mapped)
+            report.weight_lost += mapped.pop("lost", 0.0)
             continue
-        elif any(v is None for v in values):
-            reason = f"no value of {metrics[values.index(None)]}"
-        else:
-            mixture, shift = fit_to_space(config.space(fidelity), mixture, reuse.max_projection)
-            if mixture is None:
-                reason = f"moves {shift:.3f} (L1) to fit this study's constraints, more than max_projection"
-        if reason is not None:
-            report.skipped.append({"trial": trial.number, "reason": reason})
-            continue
+        mixture, values, fidelity, shift = mapped
         source = _provenance(old, trial.number)
         if source not in already and not study.import_runs(mixture[None, :], np.array([values]), fidelity, source):
             report.skipped.append({"trial": trial.number, "reason": "outside this study's space"})
@@ -254,6 +236,29 @@ def _import_observations(study: Study, old: Study, done: list[FrozenTrial], mapp
         report.imported.append(trial.number)
         if shift > 0:
             report.projected.append(trial.number)
+
+
+def _observation(study: Study, old: Study, trial: FrozenTrial,
+                 mapping: SourceMap) -> tuple[np.ndarray, list[float], str, float] | dict[str, Any]:
+    """An old trial as (mixture ``(K_new,)``, objective values, fidelity, L1 distance projected), or the
+    skipped row saying why it cannot be (with ``lost``: the weight on unmapped sources, where that is why)."""
+    config, reuse = study.config, study.config.reuse
+    fidelity = trial.user_attrs.get("fidelity")
+    if fidelity not in {f.name for f in config.fidelities}:
+        return {"trial": trial.number, "reason": f"fidelity '{fidelity}' is not in this study"}
+    weights = old.weights_of(trial)
+    mixture, lost = map_mixture(mapping, weights, reuse.drop_unmapped_above)
+    if mixture is None:
+        used = [n for n, x in zip(old.space.names, weights) if x > 0 and n in mapping.unmapped]
+        return {"trial": trial.number, "reason": f"weight {lost:.3f} on unmapped {', '.join(used)}",
+                "unmapped": used, "lost": lost}
+    values = [_metric_value(old, trial, o.metric) for o in config.objectives]
+    if None in values:
+        return {"trial": trial.number, "reason": f"no value of {config.objectives[values.index(None)].metric}"}
+    fitted, shift = fit_to_space(config.space(fidelity), mixture, reuse.max_projection)
+    if fitted is None:
+        return {"trial": trial.number, "reason": f"moves {shift:.3f} (L1) to fit this study's constraints, more than max_projection"}
+    return fitted, values, fidelity, shift
 
 
 def recommended_trial(old: Study, done: list[FrozenTrial]) -> FrozenTrial | None:

@@ -184,6 +184,23 @@ def test_new_study_maps_a_split_source_reports_the_removed_one_and_resumes(old_s
     assert new.n_complete("microanneal") == 22
 
 
+def test_mapped_trials_outside_the_new_constraints_are_projected_or_skipped(old_study):
+    """New cap code <= 0.2: a trial over it by e moves 2e in L1 (the excess spread over the others)."""
+    sources = [dict(s, max_weight=0.2) if s["name"] == "code" else s for s in NEW_SOURCES]
+    reuse = {"study": "../old/study.yaml", "map": {"web": ["web_en", "web_forum"]}, "drop_unmapped_above": 0.3,
+             "max_projection": 0.1}
+    study = Study.open(load_config(write(new_folder(old_study, "capped"), study_config("new", sources, 8, ["math_loss", "code_loss"], reuse))))
+    report = apply_reuse(study)
+    old = Study.load(load_config(old_study).storage_url, "old")
+    code = {t.number: t.params["code"] / (1 - t.params["books"]) for t in old.trials((TrialState.COMPLETE,))}
+    assert sorted(report.projected) == sorted(n for n, c in code.items() if 0.2 < c <= 0.25)
+    assert sorted(report.imported) == sorted(n for n, c in code.items() if c <= 0.25)
+    assert {s["trial"] for s in report.skipped} == {n for n, c in code.items() if c > 0.25}
+    assert report.projected and report.skipped, "the fixture should have trials on each side"
+    for trial in study.trials((TrialState.COMPLETE,)):
+        assert trial.params["code"] <= 0.2 + 1e-9
+
+
 def test_missing_objective_makes_old_mixtures_proposals_only(old_study):
     reuse = {"study": "../old/study.yaml", "map": {"web": {"web_en": 0.5, "web_forum": 0.5}}}
     path = write(new_folder(old_study, "proposals"), study_config("new", NEW_SOURCES, 8, ["math_loss", "qa_loss"], reuse))
