@@ -179,7 +179,9 @@ class Study:
         return self.optuna.get_trials(deepcopy=False, states=states)
 
     def n_complete(self, fidelity: str | None = None) -> int:
-        return sum(1 for t in self.trials((TrialState.COMPLETE,)) if fidelity is None or t.user_attrs.get("fidelity") == fidelity)
+        """Completed runs of this study (at ``fidelity``); imported ones (``mixopt study import``, reuse) are
+        extra, so ``n_trials`` always counts the study's own runs."""
+        return sum(1 for t in self.trials((TrialState.COMPLETE,)) if _counted(t, fidelity))
 
     def n_running(self, fidelity: str | None = None) -> int:
         return sum(1 for t in self.trials((TrialState.RUNNING,)) if fidelity is None or t.user_attrs.get("fidelity") == fidelity)
@@ -207,10 +209,7 @@ class Study:
         with self._claim_lock():
             if limit is not None:
                 fidelity = self.config.search_fidelity.name
-                busy = sum(
-                    1 for t in self.trials((TrialState.COMPLETE, TrialState.RUNNING))
-                    if t.user_attrs.get("fidelity") == fidelity
-                )
+                busy = sum(1 for t in self.trials((TrialState.COMPLETE, TrialState.RUNNING)) if _counted(t, fidelity))
                 n = min(n, limit - busy)
             for _ in range(max(n, 0)):
                 # Optuna's own queue pop (what study.ask does first): atomic across processes, and it
@@ -400,6 +399,11 @@ def _is_number(value: Any) -> bool:
 def weight_column(source: str) -> str:
     """The frame column holding a source's weight (prefixed: a source may share an objective's name)."""
     return f"w:{source}"
+
+
+def _counted(trial: optuna.trial.FrozenTrial, fidelity: str | None) -> bool:
+    """Whether ``trial`` counts toward ``n_trials``: run by this study, at ``fidelity`` (any if None)."""
+    return "imported_from" not in trial.user_attrs and (fidelity is None or trial.user_attrs.get("fidelity") == fidelity)
 
 
 def controller_id() -> str:

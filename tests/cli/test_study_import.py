@@ -26,7 +26,7 @@ def test_import_regmix_swarm_then_continue(tmp_path):
         "objectives": [{"name": "pile_cc", "metric": TARGET}],
         "fidelities": [{"name": "micro", "tokens": 1.0e9}],
         "runner": {"name": "synthetic", "options": {"metrics": [TARGET]}}, "executor": "serial", "searcher": "random",
-        "n_trials": 516, "batch_size": 4,
+        "n_trials": 4, "batch_size": 4,
     }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
     result = mixopt("study", "import", "study.yaml", "--ratios", DATA / "train_mixture_1m.csv",
@@ -38,8 +38,9 @@ def test_import_regmix_swarm_then_continue(tmp_path):
     losses = pd.read_csv(DATA / "train_pile_loss_1m.csv")[TARGET].to_numpy()
     assert sorted(t.values[0] for t in trials) == sorted(losses)
     assert all(abs(sum(t.params.values()) - 1) < 1e-9 for t in trials)
-    assert mixopt("study", "run", "study.yaml", cwd=tmp_path).returncode == 0  # 4 new runs on top of the swarm
-    assert len(optuna.load_study(study_name="warm", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()) == 516
+    assert mixopt("study", "run", "study.yaml", cwd=tmp_path).returncode == 0  # n_trials counts its own runs only
+    trials = optuna.load_study(study_name="warm", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    assert len(trials) == 516 and sum("imported_from" not in t.user_attrs for t in trials) == 4
 
 
 def test_import_with_missing_source_columns_is_one_line(tmp_path):
