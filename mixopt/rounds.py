@@ -33,7 +33,6 @@ from mixopt import pareto
 from mixopt.config import ComponentConfig, FidelityConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.loop import Progress, run_study, run_waiting
-from mixopt.merge import merge_checkpoints
 from mixopt.runners import RUNNERS
 from mixopt.study import Study
 from mixopt.surrogates.fitting import fit_surrogates, predict, surrogate_factory
@@ -173,6 +172,8 @@ def merge_seeds(study: Study, recommendation: Recommendation,
     numbers = [t.number for t in seeds]
     evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get("merge_of") == numbers]
     if not evaluations:
+        from mixopt.merge import merge_checkpoints  # torch: imported only by studies that merge
+
         merge_checkpoints([t.user_attrs["artifacts"]["checkpoint"] for t in seeds], merged)
         if not ours(MERGE_FIDELITY, TrialState.WAITING):
             runs.enqueue(weights, MERGE_FIDELITY, {"merge_for": recommendation.trial, "merge_of": numbers})

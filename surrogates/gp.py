@@ -13,6 +13,8 @@ import torch
 
 from mixopt.surrogates.base import Surrogate
 
+PREDICT_CHUNK = 2048  # rows per posterior call (its test covariance is chunk x chunk float64)
+
 
 def root_features(X: np.ndarray) -> torch.Tensor:
     """``sqrt(max(X, 0))`` as float64, ``(n, K)``."""
@@ -44,9 +46,13 @@ class GaussianProcess(Surrogate):
         self.model_.eval()
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            posterior = self.model_.posterior(root_features(X))
-        return posterior.mean.squeeze(-1).numpy(), posterior.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+        means, stds = [], []
+        with torch.no_grad():  # in chunks: an exact posterior builds the chunk's full test covariance
+            for chunk in root_features(X).split(PREDICT_CHUNK):
+                posterior = self.model_.posterior(chunk)
+                means.append(posterior.mean.squeeze(-1))
+                stds.append(posterior.variance.clamp_min(0).sqrt().squeeze(-1))
+        return torch.cat(means).numpy(), torch.cat(stds).numpy()
 
     def out_of_fold_predict(self, X, y, n_splits: int, seed: int) -> np.ndarray:
         """Exact leave-one-out means at the hyperparameters fitted on all rows (one fit, not ``n_splits``)."""

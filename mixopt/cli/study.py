@@ -18,7 +18,7 @@ import mixopt
 from mixopt import export as export_mod
 from mixopt import pareto
 from mixopt.config import load_config
-from mixopt.errors import ConfigError
+from mixopt.errors import ConfigError, OutputError
 from mixopt.loop import propose_batch, run_study
 from mixopt.rounds import run_rounds
 from mixopt.runners.base import Evaluation
@@ -119,13 +119,11 @@ def run(
             out.print("  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.merged))
                       + f"  (weights averaged over the {len(recommendation.seeds)} seeds: {recommendation.merged_checkpoint})",
                       markup=False, soft_wrap=True)
-        path = cfg.directory / "exports" / f"{study.name}.yaml"
-        path.parent.mkdir(exist_ok=True)
+        path = _exports_path(study)
         _export(study, recommendation.trial, "olmo-core", path)
         out.print(f"exported the recommended mixture to {path}")
         return
-    path = cfg.directory / "exports" / f"{study.name}.yaml"
-    path.parent.mkdir(exist_ok=True)
+    path = _exports_path(study)
     try:
         number = _pick_trial(study, cfg.pick, cfg.search_fidelity.name)
     except ConfigError as exc:  # the study itself is done: say why there is no export, exit 0
@@ -133,6 +131,16 @@ def run(
         return
     _export(study, number, "olmo-core", path)
     out.print(f"exported trial {number} (pick: {cfg.pick}) to {path}")
+
+
+def _exports_path(study: Study) -> Path:
+    """``exports/<study>.yaml`` beside the config, its folder created (an unwritable one is one error line)."""
+    path = study.config.directory / "exports" / f"{study.name}.yaml"
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError.cannot_write(path.parent, exc, "export elsewhere with `mixopt study export -o`") from None
+    return path
 
 
 def write_study_report(study: Study) -> None:
