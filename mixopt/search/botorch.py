@@ -8,9 +8,11 @@
   Chebyshev scalarization per proposal), conditioned on pending trials.
 - Optimizer: with at most ``continuous_max_sources`` free sources, continuous ``optimize_acqf`` with
   the polytope's constraints (sum, bounds, groups); otherwise ``optimize_acqf_discrete`` over a pool of
-  feasible candidates: Dirichlet draws around the prior (data-like designs) and, as a trust region,
-  draws around the mixtures the model currently believes best.
-- Initial design: the prior mixture, then sparse-to-dense Dirichlet draws around it.
+  feasible candidates: uniform samples of the polytope (space-filling), Dirichlet draws around the prior
+  (data-like designs) and, as a trust region, draws around the mixtures the model currently believes
+  best (several objectives: spread along the believed front).
+- Initial design: the prior mixture, then uniform samples of the polytope interleaved with
+  sparse-to-dense Dirichlet draws around the prior (``uniform_share`` of them uniform).
 - Recommendation: the average of the ``recommend_top`` best mixtures of a large pool by posterior mean.
 """
 
@@ -34,7 +36,8 @@ SEEN_TOLERANCE = 1e-3  # largest per-source gap between a proposal and a seen (g
 class BoTorchSearcher(Searcher):
     """Options: ``n_init`` (design points before the first model), ``prior`` ({source: weight}, the
     natural distribution; default token shares or uniform), ``pool_size`` (candidates screened per
-    proposal), ``continuous_max_sources``, ``mc_samples``, ``recommend_top``, ``threads``,
+    proposal), ``continuous_max_sources``, ``mc_samples``, ``recommend_top``, ``uniform_share`` (of the
+    design and the candidate pool drawn uniformly from the polytope, the rest around the prior), ``threads``,
     ``outcome_constraint``."""
 
     def __init__(
@@ -45,6 +48,7 @@ class BoTorchSearcher(Searcher):
         continuous_max_sources: int = 4,
         mc_samples: int = 64,
         recommend_top: int = 20,
+        uniform_share: float = 0.5,
         threads: int = 1,
         outcome_constraint: dict | None = None,
     ) -> None:
@@ -55,6 +59,7 @@ class BoTorchSearcher(Searcher):
         self.continuous_max_sources = continuous_max_sources
         self.mc_samples = mc_samples
         self.recommend_top = recommend_top
+        self.uniform_share = uniform_share
         self.threads = threads
 
     # -- the contract --------------------------------------------------------------------------
@@ -79,7 +84,7 @@ class BoTorchSearcher(Searcher):
         model = fit_model(space, history)
         center = prior_mixture(space, self.prior)
         pool = np.vstack([
-            dirichlet_design(space, center, 4 * self.pool_size, seed),
+            self._spread(space, center, 4 * self.pool_size, seed),
             local_design(space, _best_believed(space, history, model, 8), 4 * self.pool_size, seed + 1, LOCAL_CONCENTRATION),
             history.weights,
         ])
@@ -102,8 +107,16 @@ class BoTorchSearcher(Searcher):
             firsts.insert(0, self.outcome_constraint.baseline_weights(space))
         # Seen mixtures were rounded to the study's grid: the prior counts as seen within a few grid steps.
         firsts = [w for w in firsts if not np.any(np.all(np.abs(seen - w) <= SEEN_TOLERANCE, axis=1))]
-        draws = dirichlet_design(space, center, n, seed)
-        return np.vstack(firsts + [draws])[:n]
+        return np.vstack(firsts + [self._spread(space, center, n, seed)])[:n]
+
+    def _spread(self, space: MixtureSpace, center: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """``n`` mixtures ``(n, K)``: a ``uniform_share`` of them uniform in the polytope (space-filling),
+        the rest Dirichlet draws around the prior (data-like), interleaved so any prefix has both."""
+        n_uniform = int(round(self.uniform_share * n))
+        n_dirichlet = n - n_uniform
+        W = np.vstack([space.sample(n_uniform, seed=seed), dirichlet_design(space, center, n_dirichlet, seed)])
+        position = np.r_[np.arange(n_uniform) / max(n_uniform, 1), np.arange(n_dirichlet) / max(n_dirichlet, 1)]
+        return W[np.argsort(position, kind="stable")]
 
     def _thresholds(self, space: MixtureSpace, history: History, model) -> np.ndarray | None:
         """Least acceptable maximized outcomes ``(m,)``: from the measured baseline, else the model's mean."""
@@ -154,7 +167,7 @@ class BoTorchSearcher(Searcher):
 
         free = _free(space)
         pool = np.vstack([
-            dirichlet_design(space, center, self.pool_size // 2, seed),
+            self._spread(space, center, self.pool_size // 2, seed),
             local_design(space, _best_believed(space, history, model, N_LOCAL_CENTERS), self.pool_size // 2, seed + 1, LOCAL_CONCENTRATION),
         ])
         if len(history.directions) > 4:  # ParEGO: a fresh scalarization for each proposal
@@ -211,9 +224,20 @@ def posterior_mean(space: MixtureSpace, model, W: np.ndarray) -> np.ndarray:
 
 
 def _best_believed(space: MixtureSpace, history: History, model, k: int) -> np.ndarray:
-    """The ``k`` measured mixtures with the best scalarized posterior mean, ``(k, K)``."""
-    score = scalarize(posterior_mean(space, model, history.weights))
-    return history.weights[np.argsort(-score)[:k]]
+    """Up to ``k`` measured mixtures ``(k, K)`` the model believes best: with one objective, the best
+    posterior means; with several, points spread along the believed front (sorted by the first
+    objective), then the best scalarized means."""
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    mean = posterior_mean(space, model, history.weights)
+    ranked = np.argsort(-scalarize(mean))
+    if mean.shape[1] > 1:
+        front = np.flatnonzero(is_non_dominated(_tensor(mean), deduplicate=False).numpy())
+        front = front[np.argsort(mean[front, 0])]
+        spread = front[np.unique(np.linspace(0, len(front) - 1, min(k, len(front))).round().astype(int))]
+        taken = set(spread.tolist())
+        ranked = np.r_[spread, [i for i in ranked if i not in taken]]
+    return history.weights[ranked[:k]]
 
 
 def _with_pending(history: History, extra: list[np.ndarray]) -> History:
