@@ -148,7 +148,8 @@ def run_study(
                 if specs:
                     failpoint("submitted")
             if not in_flight:
-                time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers
+                time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers...
+                study.recover_stale(adopt)  # ...unless one died meanwhile, or was killed claiming a trial
                 continue
             done = executor.wait([handle for handle, _ in in_flight])
             for handle, spec in [pair for pair in in_flight if pair[0] in done]:

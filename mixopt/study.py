@@ -41,7 +41,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 CONFIG_ATTR = "mixopt_config"
 CONFIG_DIR_ATTR = "mixopt_config_dir"
 VERSION_ATTR = "mixopt_version"
-UNLABELLED_GRACE_SECONDS = 120
+UNLABELLED_GRACE_SECONDS = 30  # a claimed trial left unlabelled this long was claimed by a controller that died
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
 RUN_ATTRS = {"seed", "controller", "job_id", "metrics", "stderr", "cost", "artifacts", "runner", "fail_reason", "rerun_of"}
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale

@@ -107,3 +107,24 @@ def test_run_study_recovers_trials_of_a_dead_controller_first(tmp_path: Path):
     reruns = [t for t in study.trials((TrialState.COMPLETE,)) if t.user_attrs.get("rerun_of") == orphan.number]
     assert len(reruns) == 1 and reruns[0].params == orphan.params
     assert study.trials((TrialState.FAIL,))[0].number == orphan.number
+
+
+def test_a_trial_claimed_by_a_controller_killed_before_labelling_it_is_recovered_while_waiting(tmp_path: Path, monkeypatch):
+    """A controller SIGKILLed between claiming a trial and labelling it leaves a RUNNING trial with no owner;
+    a controller that started within the grace period must not wait for it forever."""
+    import threading
+
+    import mixopt.study
+
+    monkeypatch.setattr(mixopt.study, "UNLABELLED_GRACE_SECONDS", 1.0)
+    study = open_study(tmp_path, {"n_trials": 3, "batch_size": 3})
+    propose_batch(study, 1)
+    orphan_id = study.optuna._pop_waiting_trial_id()  # claimed (RUNNING), never labelled
+    orphan = next(t for t in study.trials() if t._trial_id == orphan_id)
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(run_study(study)), daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert result == [3], "run_study kept waiting for a trial nobody runs"
+    assert [t.number for t in study.trials((TrialState.FAIL,))] == [orphan.number]
+    assert any(t.user_attrs.get("rerun_of") == orphan.number for t in study.trials((TrialState.COMPLETE,)))
