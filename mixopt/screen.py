@@ -19,7 +19,7 @@ from optuna.distributions import FloatDistribution
 from mixopt.config import ScreeningConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.executors import EXECUTORS, Executor
-from mixopt.loop import _reason, make_spec
+from mixopt.loop import _reason, make_spec, output_root
 from mixopt.runners import RUNNERS
 from mixopt.runners.base import Evaluation
 from mixopt.study import Study
@@ -92,9 +92,9 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
     done = {(t.user_attrs["arm"], t.user_attrs["replicate"]) for t in screen.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     fidelity = config.search_fidelity
     todo = [(arm, r) for arm in arms for r in range(replicates) if (arm, r) not in done]
+    runs = output_root(config, f"{study.name}-screening")
     specs = [
-        make_spec(config, index, arms[arm], fidelity.name, config.seed + 1000 * r + index,
-                  config.directory / "runs" / f"{study.name}-screening" / f"{_slug(arm)}-r{r}")
+        make_spec(config, index, arms[arm], fidelity.name, config.seed + 1000 * r + index, runs / f"{_slug(arm)}-r{r}")
         for index, (arm, r) in enumerate(todo)
     ]
     runner = RUNNERS.create(config.runner.name, config.runner.options)

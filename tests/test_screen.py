@@ -56,3 +56,14 @@ def test_screening_ranks_planted_sources_and_resumes(tmp_path):
     again = run_screening(study)
     assert len(screen.get_trials()) == 6 * 3, "a resumed screening re-ran finished arms"
     assert [r.source for r in again] == [r["source"] for r in ranked]
+
+
+def test_an_unwritable_run_folder_stops_screening_before_any_run(tmp_path):
+    (tmp_path / "study.yaml").write_text(CONFIG)
+    (tmp_path / "runs").write_text("a file where the run folder should be")  # unwritable, even for root
+    result = subprocess.run([sys.executable, "-m", "mixopt.cli", "screen", str(tmp_path / "study.yaml")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot write" in result.stderr and "runs" in result.stderr
+    screening = optuna.load_study(study_name="screen-demo-screening", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert screening.get_trials() == []
