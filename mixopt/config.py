@@ -176,7 +176,7 @@ def load_config(path: str | Path) -> StudyConfig:
     if not path.is_file():
         raise ConfigError(f"no study config at {path}: pass a study.yaml file or a folder holding one")
     text = path.read_text()
-    return parse_config(text, directory=path.parent)
+    return parse_config(text, directory=path.resolve().parent)  # absolute: runs may change folder
 
 
 def parse_config(text: str, directory: Path = Path(".")) -> StudyConfig:

@@ -317,8 +317,10 @@ class Study:
                 continue
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
             kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
+            # The whole queued mixture: a controller killed while claiming the trial set only some params.
+            mixture = trial.system_attrs.get("fixed_params") or trial.params
             self.optuna.enqueue_trial(
-                {name: trial.params[name] for name in self.space.names if name in trial.params},
+                {name: mixture[name] for name in self.space.names if name in mixture},
                 user_attrs={"fidelity": self.config.search_fidelity.name, **kept, "rerun_of": trial.number},
             )
             recovered.append(trial.number)

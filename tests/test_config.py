@@ -123,3 +123,13 @@ def test_missing_file_is_a_config_error(tmp_path: Path):
 def test_unknown_fidelity_lookup_names_the_choices():
     with pytest.raises(ConfigError, match=r"unknown fidelity 'full': this study has \['microanneal'\]"):
         parse_config(MINIMAL).fidelity("full")
+
+
+def test_a_config_loaded_by_a_relative_path_has_an_absolute_folder(tmp_path: Path, monkeypatch):
+    """Paths built from the study's folder (run outputs, merged checkpoints) must not depend on the working
+    directory: a relative one was resolved twice against the folder (runs/x -> study/study/runs/x)."""
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study.yaml").write_text(SYNTHETIC_STUDY.read_text())
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("study/study.yaml"))
+    assert config.directory == tmp_path / "study" and config.directory.is_absolute()

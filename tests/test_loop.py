@@ -119,12 +119,15 @@ def test_a_trial_claimed_by_a_controller_killed_before_labelling_it_is_recovered
     monkeypatch.setattr(mixopt.study, "UNLABELLED_GRACE_SECONDS", 1.0)
     study = open_study(tmp_path, {"n_trials": 3, "batch_size": 3})
     propose_batch(study, 1)
-    orphan_id = study.optuna._pop_waiting_trial_id()  # claimed (RUNNING), never labelled
+    (queued,) = study.trials((TrialState.WAITING,))
+    orphan_id = study.optuna._pop_waiting_trial_id()  # claimed (RUNNING), never labelled, no params set yet
     orphan = next(t for t in study.trials() if t._trial_id == orphan_id)
+    assert orphan.params == {}
     result: list[int] = []
     runner = threading.Thread(target=lambda: result.append(run_study(study)), daemon=True)
     runner.start()
     runner.join(timeout=60)
     assert result == [3], "run_study kept waiting for a trial nobody runs"
     assert [t.number for t in study.trials((TrialState.FAIL,))] == [orphan.number]
-    assert any(t.user_attrs.get("rerun_of") == orphan.number for t in study.trials((TrialState.COMPLETE,)))
+    (rerun,) = [t for t in study.trials((TrialState.COMPLETE,)) if t.user_attrs.get("rerun_of") == orphan.number]
+    assert rerun.params == queued.system_attrs["fixed_params"]  # the whole queued mixture, not what was set

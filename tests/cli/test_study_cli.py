@@ -169,7 +169,9 @@ def test_a_killed_study_resumes_to_exactly_its_trial_count_losing_nothing(tmp_pa
     for number, params in interrupted.items():
         assert "interrupted" in failed[number].user_attrs["fail_reason"]
         reruns = [t for t in complete if t.user_attrs.get("rerun_of") == number]
-        assert len(reruns) == 1 and reruns[0].params == params
+        # The same mixture (a trial killed while being claimed may have had only some weights set).
+        assert len(reruns) == 1 and params.items() <= reruns[0].params.items()
+        assert sum(reruns[0].params.values()) == pytest.approx(1.0)
 
 
 # -- bad input: one line on stderr, exit code 2 -------------------------------------------------------
