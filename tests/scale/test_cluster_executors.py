@@ -18,7 +18,7 @@ from mixopt.executors import RayExecutor, SlurmExecutor, outcome
 from mixopt.loop import run_study
 from mixopt.runners.base import RunSpec
 from mixopt.runners.command import CommandRunner
-from mixopt.study import Study
+from mixopt.study import Study, open_storage
 
 
 SLOW_TRAINER = """
@@ -111,8 +111,8 @@ n_trials: 4
     while time.time() < deadline:
         time.sleep(0.5)
         if (tmp_path / "study.db").exists():
-            try:
-                study = optuna.load_study(study_name="reattach", storage=f"sqlite:///{tmp_path / 'study.db'}")
+            try:  # open_storage retries while the controller is still creating the tables
+                study = optuna.load_study(study_name="reattach", storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}"))
             except KeyError:  # the file exists before the controller has created the study in it
                 continue
             running = [t for t in study.get_trials() if t.state.name == "RUNNING" and "job_id" in t.user_attrs]
