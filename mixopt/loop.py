@@ -157,9 +157,7 @@ def run_study(
                 error = _record(study, spec.trial, outcome(handle))
                 if error is not None:
                     failures, last_error = failures + 1, error
-                if on_progress:
-                    values = study.values_of(spec.trial) if error is None else None
-                    on_progress(Progress(study.n_complete(fidelity), n_trials, failures, spec.trial, values, error))
+                _report(on_progress, study, spec.trial, error, n_trials, failures)
             if failures > max_failures:
                 raise RunFailed(f"{failures} trials failed (more than max_failures={max_failures}); last: {last_error}")
     finally:
@@ -178,12 +176,18 @@ def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = N
         for index, result in executor.map(runner.run, specs):
             error = _record(study, specs[index].trial, result)
             failures += error is not None
-            if on_progress:
-                values = study.values_of(specs[index].trial) if error is None else None
-                completed = study.n_complete(config.search_fidelity.name)
-                on_progress(Progress(completed, config.n_trials, failures, specs[index].trial, values, error))
+            _report(on_progress, study, specs[index].trial, error, config.n_trials, failures)
     finally:
         executor.close()
+
+
+def _report(on_progress: Callable[[Progress], None] | None, study: Study, number: int, error: str | None,
+            target: int, failures: int) -> None:
+    """Tell ``on_progress`` (if any) that trial ``number`` finished: its values, or ``error``."""
+    if on_progress is not None:
+        values = study.values_of(number) if error is None else None
+        completed = study.n_complete(study.config.search_fidelity.name)
+        on_progress(Progress(completed, target, failures, number, values, error))
 
 
 def _record(study: Study, number: int, result: object) -> str | None:

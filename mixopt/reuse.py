@@ -267,12 +267,17 @@ def recommended_trial(old: Study, done: list[FrozenTrial]) -> FrozenTrial | None
     rounds = [t for t in done if "round" in t.user_attrs]
     if rounds:
         return max(rounds, key=lambda t: (t.user_attrs["round"], t.number))
-    searched = [t for t in done if t.user_attrs.get("fidelity") == old.config.search_fidelity.name]
+    searched = _searched(old, done)
     if not searched:
         return None
     values = np.array([t.values for t in searched], dtype=float)
     names = [o.name for o in old.config.objectives]
     return searched[pareto.pick(values, old.config.directions, old.config.pick, names)]
+
+
+def _searched(old: Study, done: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials of ``done`` at the old study's search fidelity."""
+    return [t for t in done if t.user_attrs.get("fidelity") == old.config.search_fidelity.name]
 
 
 def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping: SourceMap,
@@ -285,7 +290,7 @@ def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping:
     if best is not None:
         candidates.append((best, f"the recommended mixture of {_provenance(old, best.number)}, mapped"))
     if report.missing_metrics:
-        searched = [t for t in done if t.user_attrs.get("fidelity") == old.config.search_fidelity.name]
+        searched = _searched(old, done)
         if searched:
             front = pareto.non_dominated(np.array([t.values for t in searched], dtype=float), old.config.directions)
             candidates += [(t, f"the Pareto-front mixture of {_provenance(old, t.number)}, mapped")

@@ -79,7 +79,7 @@ def run(
 
         reused = apply_reuse(study)
         if reused is not None:
-            out.print("\n".join(reused.summary()), markup=False, highlight=False)
+            print_reuse(reused)
         elif (earlier := stored_report(study)) is not None:
             out.print(f"reuse of study '{earlier.old_study}' was applied when this study started "
                       f"({len(earlier.imported)} trials imported; `mixopt study status` shows the map)")
@@ -131,6 +131,11 @@ def run(
         return
     _export(study, number, "olmo-core", path)
     out.print(f"exported trial {number} (pick: {cfg.pick}) to {path}")
+
+
+def print_reuse(report) -> None:
+    """The source map and counts of a mixture reuse (``mixopt.reuse.ReuseReport``), as plain text."""
+    out.print("\n".join(report.summary()), markup=False, highlight=False)
 
 
 def _exports_path(study: Study) -> Path:
@@ -218,7 +223,7 @@ def status(
     from mixopt.reuse import stored_report
 
     if (reused := stored_report(study)) is not None:
-        out.print("\n".join(reused.summary()), markup=False, highlight=False)
+        print_reuse(reused)
 
 
 def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
