@@ -230,7 +230,7 @@ def _import_observations(study: Study, old: Study, done: list[FrozenTrial], mapp
             continue
         mixture, values, fidelity, shift = mapped
         source = _provenance(old, trial.number)
-        if source not in already and not study.import_runs(mixture[None, :], np.array([values]), fidelity, source):
+        if source not in already and study.import_runs(mixture[None, :], np.array([values]), fidelity, source).outside:
             report.skipped.append({"trial": trial.number, "reason": "outside this study's space"})
             continue
         report.imported.append(trial.number)

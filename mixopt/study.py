@@ -18,6 +18,7 @@ import re
 import socket
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,16 @@ UNLABELLED_GRACE_SECONDS = 30  # a claimed trial left unlabelled this long was c
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
 RUN_ATTRS = {"seed", "controller", "job_id", "metrics", "stderr", "cost", "artifacts", "runner", "fail_reason", "rerun_of"}
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
+
+
+@dataclass
+class ImportCount:
+    """What :meth:`Study.import_runs` did with each row: added, skipped as already imported, or skipped as
+    outside the space (or with a missing value)."""
+
+    added: int = 0
+    duplicate: int = 0
+    outside: int = 0
 
 
 def mask_url(url: str) -> str:
@@ -269,22 +280,31 @@ class Study:
         storage, trial_id = self._storage_and_id(number)
         return storage.get_trial(trial_id).values
 
-    def import_runs(self, weights: np.ndarray, values: np.ndarray, fidelity: str, source: str) -> int:
+    def import_runs(self, weights: np.ndarray, values: np.ndarray, fidelity: str, source: str) -> ImportCount:
         """Add completed runs measured elsewhere (``weights`` ``(n, K)``, ``values`` ``(n, m)``) as trials at
-        ``fidelity``; rows outside this study's space are skipped. Returns the number added."""
+        ``fidelity``. Rows outside this study's space, with missing values, or already imported (the same
+        mixture, values and fidelity: a table imported twice) are skipped."""
         space = self.config.space(fidelity)
-        added = 0
+        count = ImportCount()
         weights = weights / weights.sum(axis=1, keepdims=True)  # tables round weights (RegMix rows: 1 +- 0.004)
+        seen = {_import_identity(self.space.from_dict(t.params), t.values, t.user_attrs.get("fidelity"))
+                for t in self.trials((TrialState.COMPLETE,)) if "imported_from" in t.user_attrs}
         for w, v in zip(weights, values):
             if not space.is_feasible(w, tol=1e-6) or not np.all(np.isfinite(v)):
+                count.outside += 1
                 continue
+            identity = _import_identity(w, v, fidelity)
+            if identity in seen:
+                count.duplicate += 1
+                continue
+            seen.add(identity)
             self.optuna.add_trial(optuna.trial.create_trial(
                 params=self.space.as_dict(w), distributions=self.distributions, values=[float(x) for x in v],
                 user_attrs={"fidelity": fidelity, "imported_from": source,
                             "metrics": {o.metric: float(x) for o, x in zip(self.config.objectives, v)}},
             ))
-            added += 1
-        return added
+            count.added += 1
+        return count
 
     def fail(self, number: int, reason: str) -> None:
         storage, trial_id = self._storage_and_id(number)
@@ -401,6 +421,11 @@ def _is_number(value: Any) -> bool:
 def weight_column(source: str) -> str:
     """The frame column holding a source's weight (prefixed: a source may share an objective's name)."""
     return f"w:{source}"
+
+
+def _import_identity(weights: np.ndarray, values, fidelity: str | None) -> tuple:
+    """What makes two imported runs the same run: mixture (to 1e-9), values (to 12 digits) and fidelity."""
+    return (fidelity, tuple(np.round(weights, 9)), tuple(float(f"{v:.12g}") for v in values))
 
 
 def _counted(trial: optuna.trial.FrozenTrial, fidelity: str | None) -> bool:

@@ -418,6 +418,8 @@ def import_runs(
     weights = table.weights[list(study.space.names)].to_numpy(float)
     values = np.column_stack([target_values(table.metrics, column=o.metric, source=str(metrics)).to_numpy(float)
                               for o in cfg.objectives])
-    added = study.import_runs(weights, values, fidelity, source=f"{ratios.name} + {metrics.name}")
-    out.print(f"imported {added} of {len(weights)} runs into study {study.name} at fidelity {fidelity}"
-              + (f"; {len(weights) - added} skipped (outside the space's constraints or missing values)" if added < len(weights) else ""))
+    count = study.import_runs(weights, values, fidelity, source=f"{ratios.name} + {metrics.name}")
+    skipped = [f"{count.duplicate} already in the study" if count.duplicate else "",
+               f"{count.outside} outside the space's constraints or missing values" if count.outside else ""]
+    out.print(f"imported {count.added} of {len(weights)} runs into study {study.name} at fidelity {fidelity}"
+              + "".join(f"; {s} (skipped)" for s in skipped if s))

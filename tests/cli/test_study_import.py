@@ -38,6 +38,12 @@ def test_import_regmix_swarm_then_continue(tmp_path):
     losses = pd.read_csv(DATA / "train_pile_loss_1m.csv")[TARGET].to_numpy()
     assert sorted(t.values[0] for t in trials) == sorted(losses)
     assert all(abs(sum(t.params.values()) - 1) < 1e-9 for t in trials)
+    again = mixopt("study", "import", "study.yaml", "--ratios", DATA / "train_mixture_1m.csv",
+                   "--metrics", DATA / "train_pile_loss_1m.csv", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    said = " ".join(again.stdout.split())  # the console wraps long lines
+    assert "imported 0 of 512" in said and "512 already in the study (skipped)" in said
+    assert len(optuna.load_study(study_name="warm", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()) == 512
     assert mixopt("study", "run", "study.yaml", cwd=tmp_path).returncode == 0  # n_trials counts its own runs only
     trials = optuna.load_study(study_name="warm", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
     assert len(trials) == 516 and sum("imported_from" not in t.user_attrs for t in trials) == 4
