@@ -154,7 +154,10 @@ class Study:
 
     @classmethod
     def load(cls, storage: str, study_name: str) -> Study:
-        """Load an existing study with the config stored in it."""
+        """Load an existing study with the config stored in it (never creates a storage file)."""
+        if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+            raise StorageError(f"no storage file {storage[len('sqlite:///'):]}: check --storage, or start the study "
+                               "with `mixopt study run CONFIG`")
         store = open_storage(storage)
         try:
             study = optuna.load_study(study_name=study_name, storage=store)

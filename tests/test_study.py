@@ -167,6 +167,10 @@ def test_load_reads_the_stored_config_and_rejects_unknown_studies(study: Study, 
     assert loaded.config.text == study.config.text and loaded.space.names == study.space.names
     with pytest.raises(StorageError, match=r"study 'nope' does not exist in .*existing studies are \['synthetic'\]"):
         Study.load(url, "nope")
+    missing = tmp_path / "typo.db"
+    with pytest.raises(StorageError, match=r"no storage file .*typo\.db: check --storage"):
+        Study.load(f"sqlite:///{missing}", "synthetic")
+    assert not missing.exists()  # looking must not create an empty storage
 
 
 def test_reopening_with_other_objective_directions_is_refused(tmp_path: Path):

@@ -204,7 +204,7 @@ def bad_input_results(tmp_path_factory) -> dict[str, subprocess.CompletedProcess
         "study", "run", good, "--storage", "sqlite:////no/such/folder/study.db", cwd=good.parent
     )
     runs["unknown storage dialect"] = start_mixopt("study", "status", "--storage", "nosuch://x", "--study-name", "s", cwd=good.parent)
-    runs["study name that does not exist"] = start_mixopt("study", "status", good, "--study-name", "nope", cwd=good.parent)
+    runs["status of a study never run"] = start_mixopt("study", "status", good, "--study-name", "nope", cwd=good.parent)
     return {case: finish(process) for case, process in runs.items()}
 
 
@@ -214,11 +214,16 @@ def bad_input_results(tmp_path_factory) -> dict[str, subprocess.CompletedProcess
         *[(case, fragments) for case, (_, fragments) in BAD_CONFIGS.items()],
         ("storage that cannot be opened", ["cannot open storage sqlite:////no/such/folder/study.db"]),
         ("unknown storage dialect", ["cannot open storage nosuch://x"]),
-        ("study name that does not exist", ["study 'nope' does not exist"]),
+        ("status of a study never run", ["no storage file", "study.db", "mixopt study run CONFIG"]),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_code_2(bad_input_results, case, fragments):
     assert_one_line_error(bad_input_results[case], 2, *fragments)
+
+
+def test_status_of_a_study_never_run_creates_no_storage(bad_input_results, tmp_path_factory):
+    assert bad_input_results["status of a study never run"].returncode == 2
+    assert not list(tmp_path_factory.getbasetemp().glob("good*/*.db"))
 
 
 # -- ask / tell --------------------------------------------------------------------------------------
