@@ -186,6 +186,28 @@ def merge_seeds(study: Study, recommendation: Recommendation,
                                merged=list(evaluations[-1].values), merged_checkpoint=str(merged))
 
 
+def merge_results(study: Study) -> list[dict]:
+    """What the study's ``<name>-merge`` study holds, per recommended trial (oldest first):
+    ``{"trial", "seeds": [values of each completed seed run], "merged": values of the merge's evaluation
+    or None, "checkpoint": the merged folder or None}``; empty when the study never merged seeds."""
+    try:
+        runs = optuna.load_study(study_name=f"{study.name}-merge", storage=study.optuna._storage)
+    except KeyError:
+        return []
+    done = runs.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    results = []
+    for trial in sorted({t.user_attrs["merge_for"] for t in done if "merge_for" in t.user_attrs}):
+        ours = [t for t in done if t.user_attrs.get("merge_for") == trial]
+        merges = [t for t in ours if t.user_attrs.get("fidelity") == MERGE_FIDELITY]
+        results.append({
+            "trial": trial,
+            "seeds": [list(t.values) for t in ours if t.user_attrs.get("fidelity") != MERGE_FIDELITY],
+            "merged": list(merges[-1].values) if merges else None,
+            "checkpoint": merges[-1].user_attrs.get("artifacts", {}).get("checkpoint") if merges else None,
+        })
+    return results
+
+
 def _seed_runs(trials: list) -> list:
     """Completed seed runs whose checkpoint is on disk (oldest first); ``RunFailed`` if a run returned none."""
     missing = [t.number for t in trials if "checkpoint" not in t.user_attrs.get("artifacts", {})]

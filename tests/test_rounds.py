@@ -3,6 +3,7 @@ the recommendation are merged and the merge evaluated."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -16,10 +17,11 @@ from safetensors.torch import save_file
 
 from mixopt.config import load_config
 from mixopt.errors import ConfigError, RunFailed
-from mixopt.rounds import run_rounds
+from mixopt.rounds import merge_results, run_rounds
 from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.runners.synthetic import SyntheticRunner, expected_outcome
 from mixopt.study import Study
+from study_helpers import run_mixopt
 
 CONFIG = textwrap.dedent("""
     name: rounds
@@ -133,10 +135,17 @@ def test_merge_seeds_runs_merges_and_evaluates_the_recommendation_once(tmp_path)
     assert recommendation.seeds == [t.values for t in seeds] and recommendation.measured is not None
     assert not any("merge_for" in t.user_attrs for t in study.trials()), "merge runs belong to their own study"
     assert run_rounds(study) == recommendation and len(runs.get_trials()) == 3, "a finished merge ran again"
+    stored = {"trial": recommendation.trial, "seeds": recommendation.seeds, "merged": recommendation.merged,
+              "checkpoint": recommendation.merged_checkpoint}
+    assert merge_results(study) == [stored]
+    status = run_mixopt("study", "status", "study.yaml", "-f", "json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["seed_merges"] == [stored]
 
 
 def test_merge_seeds_refuses_a_runner_without_checkpoints_before_running(tmp_path):
     study = merge_config(tmp_path, "synthetic")
+    assert merge_results(study) == []  # nothing merged yet
     with pytest.raises(ConfigError, match="merge_seeds needs a runner that keeps checkpoints .* runner 'synthetic' has none"):
         run_rounds(study)
     assert study.trials() == []

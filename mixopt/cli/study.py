@@ -113,12 +113,8 @@ def run(
         out.print("  predicted " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.predicted)))
         if recommendation.measured:
             out.print("  measured  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.measured)))
-        for seed, values in enumerate(recommendation.seeds, 1):
-            out.print(f"  seed {seed}    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, values)))
-        if recommendation.merged:
-            out.print("  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.merged))
-                      + f"  (weights averaged over the {len(recommendation.seeds)} seeds: {recommendation.merged_checkpoint})",
-                      markup=False, soft_wrap=True)
+        print_seed_merge(names, recommendation.seeds, recommendation.merged,
+                         f"weights averaged over the {len(recommendation.seeds)} seeds: {recommendation.merged_checkpoint}")
         path = _exports_path(study)
         _export(study, recommendation.trial, "olmo-core", path)
         out.print(f"exported the recommended mixture to {path}")
@@ -192,6 +188,8 @@ def status(
     output_format: str = typer.Option("table", "-f", "--format", help="table or json"),
 ) -> None:
     """Counts of trials by state and fidelity, failures with their reasons, and the Pareto front."""
+    from mixopt.rounds import merge_results
+
     study = open_study(config, storage, study_name, create=False)
     frame = study.frame()
     failed = frame[frame.state == "FAIL"] if not frame.empty else frame
@@ -201,6 +199,7 @@ def status(
             "states": frame.groupby("state").size().to_dict() if not frame.empty else {},
             "complete_by_fidelity": frame[frame.state == "COMPLETE"].groupby("fidelity").size().to_dict() if not frame.empty else {},
             "failures": [{"trial": int(r.trial), "reason": r.fail_reason} for r in failed.itertuples()],
+            "seed_merges": merge_results(study),
         }
         out.print_json(json.dumps(summary))
         return
@@ -220,10 +219,23 @@ def status(
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
             out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"])) + f"  {mix}")
+    names = [o.name for o in study.config.objectives]
+    for merge in merge_results(study):
+        out.print(f"seed runs of recommended trial {merge['trial']} and their merge:")
+        print_seed_merge(names, merge["seeds"], merge["merged"], str(merge["checkpoint"]))
     from mixopt.reuse import stored_report
 
     if (reused := stored_report(study)) is not None:
         print_reuse(reused)
+
+
+def print_seed_merge(names: list[str], seeds: list[list[float]], merged: list[float] | None, where: str) -> None:
+    """One line per seed run of a recommended mixture, then its merge's values and ``where`` it lies."""
+    for seed, values in enumerate(seeds, 1):
+        out.print(f"  seed {seed}    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, values)))
+    if merged is not None:
+        out.print("  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, merged)) + f"  ({where})",
+                  markup=False, soft_wrap=True)
 
 
 def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
