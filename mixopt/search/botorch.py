@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -64,23 +66,27 @@ class BoTorchSearcher(Searcher):
 
     # -- the contract --------------------------------------------------------------------------
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
-        torch.set_num_threads(self.threads)
         center = prior_mixture(space, self.prior)
         if len(history) < max(self.n_init, 2):
             return self._design(space, history, center, n, seed)
-        free = _free(space)
-        model = fit_model(space, history)
-        acq = self._acquisition(space, history, model, seed)
-        if free.sum() <= self.continuous_max_sources:
-            X = _optimize_continuous(space, acq, n, seed)
-        else:
-            X = self._optimize_discrete(space, history, model, acq, center, n, seed)
+        with _seeded(seed, self.threads):
+            free = _free(space)
+            model = fit_model(space, history)
+            acq = self._acquisition(space, history, model, seed)
+            if free.sum() <= self.continuous_max_sources:
+                X = _optimize_continuous(space, acq, n, seed)
+            else:
+                X = self._optimize_discrete(space, history, model, acq, center, n, seed)
         return _complete(space, X)
 
     def recommend(self, space: MixtureSpace, history: History, *, seed: int) -> np.ndarray:
         if len(history) < 2:
             return super().recommend(space, history, seed=seed)
-        torch.set_num_threads(self.threads)
+        with _seeded(seed, self.threads):
+            return self._recommend(space, history, seed)
+
+    def _recommend(self, space: MixtureSpace, history: History, seed: int) -> np.ndarray:
+        """The average of the ``recommend_top`` best mixtures of a large pool by posterior mean ``(K,)``."""
         model = fit_model(space, history)
         center = prior_mixture(space, self.prior)
         pool = np.vstack([
@@ -182,6 +188,16 @@ class BoTorchSearcher(Searcher):
 
 
 # -- model helpers (pure functions of the history) ------------------------------------------------
+@contextlib.contextmanager
+def _seeded(seed: int, threads: int):
+    """Torch's random state set from ``seed`` (model fitting restarts and baseline pruning draw from it, so
+    without this a proposal would depend on what the process ran before), the caller's state restored."""
+    torch.set_num_threads(threads)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
 def _free(space: MixtureSpace) -> np.ndarray:
     """Mask ``(K,)`` of the sources whose weight is not pinned by their bounds."""
     return space.upper - space.lower > 1e-12
@@ -268,7 +284,6 @@ def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndar
         if hi < 1:
             inequality.append((members, -ones, float(offset - hi)))
     bounds = _tensor(np.stack([space.lower[free], space.upper[free]]))
-    torch.manual_seed(seed)
     X, _ = optimize_acqf(
         acq, bounds=bounds, q=n, num_restarts=2, raw_samples=128, sequential=True,
         equality_constraints=equality, inequality_constraints=inequality or None,

@@ -85,3 +85,16 @@ def test_design_does_not_repeat_the_prior_once_it_was_run_on_the_grid():
     pending = History.empty(space.dim, ("minimize",))
     pending = History(pending.weights, pending.values, ("minimize",), None, rounded[None, :])
     assert not np.any(np.all(np.abs(searcher.propose(space, pending, 2, seed=2) - rounded) <= 1e-3, axis=1))
+
+
+def test_proposals_do_not_depend_on_what_the_process_drew_before():
+    """Noisy, flat outcomes make baseline pruning and fitting draw random numbers: the seed alone decides."""
+    import torch
+
+    space = MixtureSpace(tuple(Source(f"s{k}") for k in range(10)))
+    W = space.sample(48, seed=5)
+    history = History(W, np.random.default_rng(5).normal(0.0, 1.0, (48, 1)), ("minimize",))
+    searcher = BoTorchSearcher(pool_size=256, mc_samples=16)
+    first = searcher.propose(space, history, 4, seed=3)
+    torch.rand(11)
+    np.testing.assert_array_equal(first, searcher.propose(space, history, 4, seed=3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,8 +65,12 @@ def test_proposals_are_deterministic_for_a_seed_and_history(name):
     space = spaces_example()
     history = toy_history(space, 8, seed=3)
     first = make(name).propose(space, history, 4, seed=11)
+    torch.rand(7), np.random.rand(3)  # whatever the process drew before must not matter
     again = make(name).propose(space, history, 4, seed=11)
     np.testing.assert_array_equal(first, again)
+    recommended = make(name).recommend(space, history, seed=11)
+    torch.rand(5)
+    np.testing.assert_array_equal(recommended, make(name).recommend(space, history, seed=11))
     assert not np.allclose(first, make(name).propose(space, history, 4, seed=12))
 
 
