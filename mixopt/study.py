@@ -63,11 +63,14 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage; a URL that cannot be opened is a ``StorageError`` (one line)."""
+def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage; a URL that cannot be opened is a ``StorageError`` (one line). With ``create``
+    False, a SQLite file that does not exist is one too (looking must not leave an empty database)."""
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
+        if not create and not path.is_file():
+            raise StorageError(f"no storage file {path}: check --storage, or start the study with `mixopt study run CONFIG`")
         if not path.parent.is_dir():
             raise StorageError(f"cannot open storage {mask_url(url)}: folder {path.parent} does not exist")
         filesystem = _filesystem_type(path.parent)
@@ -155,10 +158,7 @@ class Study:
     @classmethod
     def load(cls, storage: str, study_name: str) -> Study:
         """Load an existing study with the config stored in it (never creates a storage file)."""
-        if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
-            raise StorageError(f"no storage file {storage[len('sqlite:///'):]}: check --storage, or start the study "
-                               "with `mixopt study run CONFIG`")
-        store = open_storage(storage)
+        store = open_storage(storage, create=False)
         try:
             study = optuna.load_study(study_name=study_name, storage=store)
         except KeyError:

@@ -212,14 +212,13 @@ def status(
     for r in failed.itertuples():
         out.print(f"  trial {r.trial} failed: {r.fail_reason}")
     print_front(study)
+    names = [o.name for o in study.config.objectives]
     predicted = study.optuna.user_attrs.get("predicted_front")
     if predicted:
-        names = [o.name for o in study.config.objectives]
         out.print(f"surrogate-predicted front at '{predicted['fidelity']}' (round {predicted['round']}):")
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
             out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"])) + f"  {mix}")
-    names = [o.name for o in study.config.objectives]
     for merge in merge_results(study):
         out.print(f"seed runs of recommended trial {merge['trial']} and their merge:")
         print_seed_merge(names, merge["seeds"], merge["merged"], str(merge["checkpoint"]))
@@ -431,7 +430,6 @@ def import_runs(
     values = np.column_stack([target_values(table.metrics, column=o.metric, source=str(metrics)).to_numpy(float)
                               for o in cfg.objectives])
     count = study.import_runs(weights, values, fidelity, source=f"{ratios.name} + {metrics.name}")
-    skipped = [f"{count.duplicate} already in the study" if count.duplicate else "",
-               f"{count.outside} outside the space's constraints or missing values" if count.outside else ""]
+    skipped = [(count.duplicate, "already in the study"), (count.outside, "outside the space's constraints or missing values")]
     out.print(f"imported {count.added} of {len(weights)} runs into study {study.name} at fidelity {fidelity}"
-              + "".join(f"; {s} (skipped)" for s in skipped if s))
+              + "".join(f"; {n} {why} (skipped)" for n, why in skipped if n))
