@@ -199,6 +199,7 @@ def quality(args: argparse.Namespace) -> None:
     budget, batch = (16, 8) if args.fast else (args.budget, args.batch)
     checkpoints = tuple(sorted({c for c in (32, budget) if c <= budget})) if not args.fast else (16,)
     options = {"n_init": 8, "pool_size": 256, "continuous_max_sources": 0} if args.fast else {}
+    options.update(args.options)
     jobs = []
     for problem in problems:
         m = load_problem(problem).n_objectives
@@ -213,6 +214,8 @@ def quality(args: argparse.Namespace) -> None:
     results = []
     with open(args.out, "a") as out:
         for result in _map(jobs, args.jobs):
+            if args.options and result["method"] == "botorch":  # a variant is not the default
+                result["method"] += " " + json.dumps(args.options, sort_keys=True)
             out.write(json.dumps(result) + "\n")
             out.flush()
             results.append(result)
@@ -270,6 +273,16 @@ def timing(args: argparse.Namespace) -> None:
     print(f"ratio botorch / random: {ratio[0]:.0f}x wall, {ratio[1]:.0f}x CPU")
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): write an object such as '{{\"n_init\": 32}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("write an object such as '{\"n_init\": 32}'")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixopt bench search", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--batch", type=int, default=8)
     q.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
     q.add_argument("--out", default=os.devnull, help="append one JSON line per run to this file")
+    q.add_argument("--options", type=_json_object, default={},
+                   help='options of the botorch searcher as JSON, e.g. \'{"local_share": 1.0}\'; its results are labelled with them')
     q.add_argument("--fast", action="store_true", help="smoke test: one small problem, one seed, 16 evaluations")
     t = sub.add_parser("timing", help="proposal time at 64 sources")
     t.add_argument("--observations", type=int, default=500)

@@ -23,6 +23,7 @@ import contextlib
 import numpy as np
 import torch
 
+from mixopt.errors import ConfigError
 from mixopt.search.base import History, Searcher, scalarize
 from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
 from mixopt.space import MixtureSpace
@@ -40,7 +41,10 @@ class BoTorchSearcher(Searcher):
     natural distribution; default token shares or uniform), ``pool_size`` (candidates screened per
     proposal), ``continuous_max_sources``, ``mc_samples``, ``recommend_top``, ``uniform_share`` (of the
     design and the candidate pool drawn uniformly from the polytope, the rest around the prior), ``threads``,
-    ``outcome_constraint``."""
+    ``outcome_constraint``. With one objective: ``local_share`` (of each batch drawn around the
+    recommended mixture instead of chosen by qLogNEI) and ``recommend_surrogate`` (a surrogate name, e.g.
+    ``ensemble``, that picks the recommendation instead of the GP); both off by default, see
+    BENCHMARKS.md for where they help."""
 
     def __init__(
         self,
@@ -52,6 +56,8 @@ class BoTorchSearcher(Searcher):
         recommend_top: int = 20,
         uniform_share: float = 0.5,
         threads: int = 1,
+        local_share: float = 0.0,
+        recommend_surrogate: str | None = None,
         outcome_constraint: dict | None = None,
     ) -> None:
         super().__init__(outcome_constraint)
@@ -63,6 +69,14 @@ class BoTorchSearcher(Searcher):
         self.recommend_top = recommend_top
         self.uniform_share = uniform_share
         self.threads = threads
+        if not 0.0 <= local_share <= 1.0:
+            raise ConfigError(f"local_share is {local_share}: give a share of each batch between 0 and 1")
+        self.local_share = local_share
+        if recommend_surrogate is not None:
+            from mixopt.surrogates import SURROGATES
+
+            SURROGATES.load(recommend_surrogate)  # an unknown name fails here, before any run
+        self.recommend_surrogate = recommend_surrogate
 
     # -- the contract --------------------------------------------------------------------------
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
@@ -72,22 +86,27 @@ class BoTorchSearcher(Searcher):
         with _seeded(seed, self.threads):
             free = _free(space)
             model = fit_model(space, history)
+            local = self._local_draws(space, history, model, n, seed)
+            if len(local) == n:
+                return local
+            history, n = _with_pending(history, list(local)), n - len(local)
             acq = self._acquisition(space, history, model, seed)
             if free.sum() <= self.continuous_max_sources:
                 X = _optimize_continuous(space, acq, n, seed)
             else:
                 X = self._optimize_discrete(space, history, model, acq, center, n, seed)
-        return _complete(space, X)
+        return np.vstack([local, _complete(space, X)])
 
     def recommend(self, space: MixtureSpace, history: History, *, seed: int) -> np.ndarray:
         if len(history) < 2:
             return super().recommend(space, history, seed=seed)
         with _seeded(seed, self.threads):
-            return self._recommend(space, history, seed)
+            return self._recommend(space, history, seed, surrogate=self.recommend_surrogate)
 
-    def _recommend(self, space: MixtureSpace, history: History, seed: int) -> np.ndarray:
-        """The average of the ``recommend_top`` best mixtures of a large pool by posterior mean ``(K,)``."""
-        model = fit_model(space, history)
+    def _recommend(self, space: MixtureSpace, history: History, seed: int, model=None, surrogate: str | None = None) -> np.ndarray:
+        """The average of the ``recommend_top`` best mixtures of a large pool ``(K,)`` by the GP's posterior
+        mean (``model``, fitted here if None), or with one objective by ``surrogate``'s prediction."""
+        model = fit_model(space, history) if model is None else model
         center = prior_mixture(space, self.prior)
         pool = np.vstack([
             self._spread(space, center, 4 * self.pool_size, seed),
@@ -95,6 +114,10 @@ class BoTorchSearcher(Searcher):
             history.weights,
         ])
         mean = posterior_mean(space, model, pool)
+        if surrogate is not None and mean.shape[1] == 1:
+            from mixopt.surrogates import SURROGATES
+
+            mean = SURROGATES.create(surrogate).fit(history.weights, history.maximized[:, 0]).predict(pool)[:, None]
         score = scalarize(mean)
         floor = self._thresholds(space, history, model)
         if floor is not None:
@@ -105,6 +128,15 @@ class BoTorchSearcher(Searcher):
         return pool[top].mean(axis=0)
 
     # -- pieces ----------------------------------------------------------------------------------
+    def _local_draws(self, space: MixtureSpace, history: History, model, n: int, seed: int) -> np.ndarray:
+        """With one objective, ``local_share`` of the batch ``(n_local, K)``: Dirichlet draws around the
+        mixture the GP recommends now (a space-filling trust region for the regression); else none."""
+        n_local = int(round(self.local_share * n)) if len(history.directions) == 1 else 0
+        if n_local == 0:
+            return np.zeros((0, space.dim))
+        centre = self._recommend(space, history, seed, model)
+        return local_design(space, centre[None], n_local, seed + 2, LOCAL_CONCENTRATION)
+
     def _design(self, space: MixtureSpace, history: History, center: np.ndarray, n: int, seed: int) -> np.ndarray:
         """The initial design: the prior (and the outcome-constraint baseline) first, then Dirichlet draws."""
         seen = np.vstack([history.weights, history.pending]) if len(history.pending) else history.weights

@@ -23,6 +23,16 @@ def test_fast_mode_prints_medians_and_writes_one_record_per_run(tmp_path, capsys
     assert "regret" in capsys.readouterr().out
 
 
+def test_a_variant_of_the_default_is_run_and_labelled_with_its_options(tmp_path, capsys):
+    out = tmp_path / "runs.jsonl"
+    main(["quality", "--fast", "--seeds", "1", "--searchers", "botorch", "--options", '{"local_share": 1.0}', "--out", str(out)])
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["method"] == 'botorch {"local_share": 1.0}'
+    with pytest.raises(SystemExit) as bad:
+        main(["quality", "--fast", "--options", "local_share=1"])
+    assert bad.value.code == 2 and "not JSON" in capsys.readouterr().err
+
+
 def test_hypervolume_of_a_known_front():
     losses = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [3.0, 3.0]])
     assert hypervolume(losses, np.array([4.0, 4.0])) == pytest.approx(3 + 2 + 1)

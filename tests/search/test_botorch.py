@@ -98,3 +98,41 @@ def test_proposals_do_not_depend_on_what_the_process_drew_before():
     first = searcher.propose(space, history, 4, seed=3)
     torch.rand(11)
     np.testing.assert_array_equal(first, searcher.propose(space, history, 4, seed=3))
+
+
+def test_local_share_draws_the_batch_around_the_recommended_mixture():
+    """One objective: the local draws sit near the recommendation, inside every constraint; the rest of
+    the batch is still the acquisition's, and several objectives ignore the option."""
+    history = toy_history(SPACE, 16, seed=4)
+    searcher = BoTorchSearcher(n_init=4, pool_size=256, mc_samples=16, continuous_max_sources=0, local_share=1.0)
+    batch = searcher.propose(SPACE, history, 6, seed=5)
+    centre = BoTorchSearcher(n_init=4, pool_size=256).recommend(SPACE, history, seed=5)
+    assert all(SPACE.is_feasible(w, tol=1e-7) for w in batch)
+    spread_draws = SPACE.sample(200, seed=0)
+    assert np.abs(batch - centre).sum(axis=1).mean() < np.abs(spread_draws - centre).sum(axis=1).mean() / 2
+    half = BoTorchSearcher(n_init=4, pool_size=256, mc_samples=16, continuous_max_sources=0, local_share=0.5)
+    np.testing.assert_allclose(half.propose(SPACE, history, 6, seed=5)[:3], batch[:3])
+    several = toy_history(SPACE, 16, n_objectives=2, seed=4)
+    plain = BoTorchSearcher(n_init=4, pool_size=256, mc_samples=16, continuous_max_sources=0)
+    np.testing.assert_array_equal(searcher.propose(SPACE, several, 3, seed=5), plain.propose(SPACE, several, 3, seed=5))
+
+
+def test_recommend_surrogate_picks_the_recommendation():
+    space = MixtureSpace(tuple(Source(f"s{k}") for k in range(4)))
+    optimum = np.array([0.4, 0.3, 0.2, 0.1])
+    W = space.sample(60, seed=0)
+    values = ((W - optimum) ** 2).sum(axis=1, keepdims=True) + np.random.default_rng(0).normal(0, 0.002, (60, 1))
+    history = History(W, values, ("minimize",))
+    by_trees = BoTorchSearcher(pool_size=512, recommend_surrogate="gbm").recommend(space, history, seed=0)
+    by_gp = BoTorchSearcher(pool_size=512).recommend(space, history, seed=0)
+    assert space.is_feasible(by_trees)
+    assert not np.allclose(by_trees, by_gp)
+    assert ((by_trees - optimum) ** 2).sum() < ((W - optimum) ** 2).sum(axis=1).mean() / 4
+
+
+@pytest.mark.parametrize("options, problem", [({"local_share": 1.5}, "local_share"), ({"recommend_surrogate": "ensamble"}, "ensemble")])
+def test_bad_single_objective_options_fail_when_the_searcher_is_built(options, problem):
+    from mixopt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=problem):
+        BoTorchSearcher(**options)
