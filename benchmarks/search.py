@@ -246,7 +246,8 @@ def print_summary(results: list[dict]) -> None:
     figures = [c for c in ("outcome", "regret", "hypervolume") if c in table]
     summary = table.groupby(["problem", "method", "n"])[figures].median()
     summary["seeds"] = table.groupby(["problem", "method", "n"]).size()
-    with pd.option_context("display.max_rows", None, "display.width", 160, "display.float_format", "{:.4f}".format):
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                           "display.max_colwidth", 120, "display.float_format", "{:.4f}".format):
         print(summary)
 
 
