@@ -2,8 +2,8 @@
 ``Searcher.recommend(space, history, seed=...) -> (K,)``, the mixture it would train for real.
 
 A searcher is a pure function of the history (no hidden state), so a resumed study needs nothing
-but its storage. Constructors only store options; every searcher takes ``outcome_constraint``
-(see :mod:`mixopt.search.outcome`).
+but its storage. Constructors store (and may check) their options and keep no other state; every
+searcher takes ``outcome_constraint`` (see :mod:`mixopt.search.outcome`).
 """
 
 from __future__ import annotations
