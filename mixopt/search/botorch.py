@@ -113,11 +113,12 @@ class BoTorchSearcher(Searcher):
             local_design(space, _best_believed(space, history, model, 8), 4 * self.pool_size, seed + 1, LOCAL_CONCENTRATION),
             history.weights,
         ])
-        mean = posterior_mean(space, model, pool)
-        if surrogate is not None and mean.shape[1] == 1:
+        if surrogate is not None and len(history.directions) == 1:
             from mixopt.surrogates import SURROGATES
 
             mean = SURROGATES.create(surrogate).fit(history.weights, history.maximized[:, 0]).predict(pool)[:, None]
+        else:
+            mean = posterior_mean(space, model, pool)
         score = scalarize(mean)
         floor = self._thresholds(space, history, model)
         if floor is not None:
