@@ -276,17 +276,22 @@ def _best_believed(space: MixtureSpace, history: History, model, k: int) -> np.n
     """Up to ``k`` measured mixtures ``(k, K)`` the model believes best: with one objective, the best
     posterior means; with several, points spread along the believed front (sorted by the first
     objective), then the best scalarized means."""
+    return history.weights[believed_order(posterior_mean(space, model, history.weights), k)]
+
+
+def believed_order(mean: np.ndarray, k: int) -> np.ndarray:
+    """Indices of up to ``k`` rows of the maximized means ``(n, m)``, best first: with one objective by
+    mean; with several, points spread along the non-dominated front (sorted by the first objective),
+    then the rest by the equal-weight scalarization."""
     from botorch.utils.multi_objective.pareto import is_non_dominated
 
-    mean = posterior_mean(space, model, history.weights)
     ranked = np.argsort(-scalarize(mean))
     if mean.shape[1] > 1:
         front = np.flatnonzero(is_non_dominated(_tensor(mean), deduplicate=False).numpy())
         front = front[np.argsort(mean[front, 0])]
         spread = front[np.unique(np.linspace(0, len(front) - 1, min(k, len(front))).round().astype(int))]
-        taken = set(spread.tolist())
-        ranked = np.r_[spread, [i for i in ranked if i not in taken]]
-    return history.weights[ranked[:k]]
+        ranked = np.concatenate([spread, ranked[~np.isin(ranked, spread)]])
+    return ranked[:k]
 
 
 def _with_pending(history: History, extra: list[np.ndarray]) -> History:

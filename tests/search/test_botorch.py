@@ -11,7 +11,7 @@ from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
 
 from mixopt.search.base import History, Searcher
-from mixopt.search.botorch import BoTorchSearcher, fit_model, posterior_mean
+from mixopt.search.botorch import BoTorchSearcher, believed_order, fit_model, posterior_mean
 from mixopt.space import Group, MixtureSpace, Source
 from tests.search.conftest import toy_history
 
@@ -136,3 +136,12 @@ def test_bad_single_objective_options_fail_when_the_searcher_is_built(options, p
 
     with pytest.raises(ConfigError, match=problem):
         BoTorchSearcher(**options)
+
+
+def test_believed_order_when_every_point_is_on_the_front():
+    """All measured points non-dominated and fewer than k: the front alone, as integer indices."""
+    mean = np.array([[2.0, 1.0], [0.0, 3.0], [3.0, 0.0], [1.0, 2.0]])
+    order = believed_order(mean, 8)
+    assert order.dtype.kind == "i"
+    np.testing.assert_array_equal(order, [1, 3, 0, 2])
+    np.testing.assert_array_equal(believed_order(np.vstack([mean, [[0.5, 0.5]]]), 8), [1, 3, 0, 2, 4])
