@@ -12,7 +12,9 @@ reported standard errors) and simulators fit to the real RegMix and Olmix tables
 
 Baselines: random search, and the RegMix procedure (``regmix-N``: N Dirichlet mixtures around the
 natural distribution -> a LightGBM regression on their noisy outcomes -> the mean of the top 100 of
-100k simulated mixtures by prediction -> one final run, whose simulated outcome is reported).
+100k simulated mixtures by prediction -> one final run, whose simulated outcome is reported). Where an
+objective is the mean of several losses (``regmix-mean``), runs report every loss (History.parts) and
+``regmix-512-per-loss`` gives the RegMix procedure the same: one regression per loss, their predictions averaged.
 
 Usage::
 
@@ -34,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 
 from mixopt.search import SEARCHERS
-from mixopt.search.base import History
+from mixopt.search.base import History, Parts
 from mixopt.search.designs import dirichlet_design, local_design
 from mixopt.space import MixtureSpace, Source
 
@@ -44,18 +46,21 @@ SEARCHER_NAMES = ("botorch", "optuna-tpe", "optuna-gp", "optuna-nsga2", "random"
 REGMIX_SIZES = (64, 128, 512)
 RANDOM_REFERENCE = 512  # the hypervolume of this many random mixtures is the multi-objective bar
 REGMIX_POOL, REGMIX_TOP = 100_000, 100
+REGMIX_PER_LOSS_SIZE = 512
 
 
 @dataclass
 class Problem:
-    """Noise-free ``expected(W) -> (n, m)`` losses, noisy ``observe(W, seed)``, a space and a prior."""
+    """Noise-free ``expected(W) -> (n, m)`` losses, noisy ``observe(W, seed)``, a space and a prior;
+    ``composition`` ``(m, P)`` when objectives average losses that runs report (else None)."""
 
     name: str
     space: MixtureSpace
     n_objectives: int
     natural: np.ndarray
     expected: object
-    observe: object  # (W, seed) -> (values (n, m), stderr (n, m) or None)
+    observe: object  # (W, seed) -> (values (n, m), stderr (n, m) or None, parts (n, P) or None)
+    composition: np.ndarray | None = None
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -74,15 +79,19 @@ def load_problem(name: str) -> Problem:
         def observe(W: np.ndarray, seed: int):
             mean, sd = expected_outcome(law, W), noise_sd(law, W)[:, None]
             stderr = np.broadcast_to(sd, mean.shape).copy()
-            return mean + np.random.default_rng(seed).normal(size=mean.shape) * sd, stderr
+            return mean + np.random.default_rng(seed).normal(size=mean.shape) * sd, stderr, None
 
         return Problem(name, space, m, np.full(K, 1.0 / K), lambda W: expected_outcome(law, W), observe)
     from mixopt.benchmarks.simulators import load_simulator
 
     sim = load_simulator(name)
-    return Problem(
-        name, sim.space, len(sim.objectives), sim.natural, sim.expected, lambda W, seed: (sim.observe(W, seed), None)
-    )
+
+    def observe_simulated(W: np.ndarray, seed: int):
+        parts = sim.observe_parts(W, seed)
+        return parts @ sim.composition.T, None, parts if sim.reports_parts else None
+
+    composition = sim.composition if sim.reports_parts else None
+    return Problem(name, sim.space, len(sim.objectives), sim.natural, sim.expected, observe_simulated, composition)
 
 
 @lru_cache(maxsize=None)
@@ -137,10 +146,13 @@ def run_searcher(problem: str, searcher_name: str, seed: int, budget: int, batch
         seconds += time.perf_counter() - start
         if not all(p.space.is_feasible(x, tol=1e-7) for x in X):
             raise AssertionError(f"{searcher_name} proposed an infeasible mixture on {problem}")
-        values, stderr = p.observe(X, seed * 1_000_003 + round_)
+        values, stderr, parts = p.observe(X, seed * 1_000_003 + round_)
         history = History(
             np.vstack([history.weights, X]), np.vstack([history.values, values]), history.directions,
             None if stderr is None else (stderr if history.stderr is None else np.vstack([history.stderr, stderr])),
+            parts=None if parts is None else Parts(
+                parts if history.parts is None else np.vstack([history.parts.values, parts]), p.composition
+            ),
         )
         if len(history) in checkpoints:
             records.append(_record(p, history, searcher, seed, best, ref_point))
@@ -156,24 +168,30 @@ def _record(p: Problem, history: History, searcher, seed: int, best: np.ndarray,
     return record
 
 
-def run_regmix(problem: str, n_runs: int, seed: int) -> dict:
-    """The RegMix procedure with ``n_runs`` training runs (single objective only)."""
+def run_regmix(problem: str, n_runs: int, seed: int, per_loss: bool = False) -> dict:
+    """The RegMix procedure with ``n_runs`` training runs (single objective only); ``per_loss``: one
+    regression per reported loss, the objective predicted as their mean."""
     import lightgbm as lgb
 
     p = load_problem(problem)
     best, ref_point = reference(problem)
     W = dirichlet_design(p.space, p.natural, n_runs, seed=seed * 7919)
-    values, _ = p.observe(W, seed * 1_000_003)
-    model = lgb.LGBMRegressor(
-        n_estimators=500, learning_rate=0.03, num_leaves=15, min_child_samples=5, subsample=0.8,
-        subsample_freq=1, random_state=seed, n_jobs=1, verbose=-1,
-    ).fit(W, values[:, 0])
+    values, _, parts = p.observe(W, seed * 1_000_003)
+    targets = parts if per_loss else values
     pool = dirichlet_design(p.space, p.natural, REGMIX_POOL, seed=seed * 7919 + 1)
-    top = pool[np.argsort(model.predict(pool))[:REGMIX_TOP]]
+    predicted = np.zeros(len(pool))
+    for y in targets.T:
+        model = lgb.LGBMRegressor(
+            n_estimators=500, learning_rate=0.03, num_leaves=15, min_child_samples=5, subsample=0.8,
+            subsample_freq=1, random_state=seed, n_jobs=1, verbose=-1,
+        ).fit(W, y)
+        predicted += model.predict(pool) / len(targets.T)
+    top = pool[np.argsort(predicted)[:REGMIX_TOP]]
     final = top.mean(axis=0)
     outcome = float(p.expected(final)[0, 0])
     record = {"n": n_runs + 1, "outcome": outcome, "regret": outcome - float(best[0])}
-    return {"problem": problem, "method": f"regmix-{n_runs}", "seed": seed, "checkpoints": [record]}
+    method = f"regmix-{n_runs}" + ("-per-loss" if per_loss else "")
+    return {"problem": problem, "method": method, "seed": seed, "checkpoints": [record]}
 
 
 def run_random_reference(problem: str, seed: int) -> dict:
@@ -207,6 +225,8 @@ def quality(args: argparse.Namespace) -> None:
             jobs += [("searcher", problem, s, seed, budget, batch, checkpoints, options if s == "botorch" else {}) for s in searchers]
             if m == 1 and not args.fast:
                 jobs += [("regmix", problem, n, seed) for n in REGMIX_SIZES]
+                if load_problem(problem).composition is not None:
+                    jobs.append(("regmix", problem, REGMIX_PER_LOSS_SIZE, seed, True))
             if m > 1:
                 jobs.append(("random-ref", problem, seed))
     # Expensive jobs first so that the pool ends evenly.
@@ -258,7 +278,7 @@ def timing(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     p = load_problem("syn-64x1")
     W = p.space.sample(args.observations, seed=0)
-    values, stderr = p.observe(W, 0)
+    values, stderr, _ = p.observe(W, 0)
     history = History(W, values, p.directions, stderr)
     seconds = {}
     for name in ("random", "botorch"):

@@ -1,7 +1,9 @@
 """Simulators of training outcomes fit to the real mixture tables in ``benchmarks/data``.
 
 A simulator maps a mixture ``w`` ``(K,)`` to expected outcomes ``(m,)`` (losses or bits per byte, lower is
-better) and adds Gaussian observation noise at the level of repeated runs. Its mean is the average of two
+better) and adds Gaussian observation noise at the level of repeated runs. An objective that averages
+several measured losses (RegMix's mean of 13 domain losses) is simulated loss by loss, and its runs
+report every loss (its *parts*), as real runs do. The mean of each simulated loss is the average of two
 models fit to every row of the table, so that neither model's quirks decide the optimum alone:
 
 - a bagged LightGBM ensemble (5 models, different row and feature subsamples), the RegMix regressor;
@@ -10,13 +12,16 @@ models fit to every row of the table, so that neither model's quirks decide the 
 The search space of a simulator bounds each source by the largest weight the table ever gave it, so that
 no searcher is rewarded for exploiting extrapolation far outside the measured runs.
 
-The law of a mean of several losses (RegMix's mean of 13) is the mean of one law per loss: a single
-exponential cannot follow a U-shaped mean (Spearman 0.62 against 0.96 for one domain's loss).
+(A single exponential law cannot follow a U-shaped mean of several losses: Spearman 0.62 against 0.96
+for one domain's loss; the mean of one law per loss can.)
 
 Noise level. The tables hold no repeated mixtures, so the run-to-run noise is estimated from pairs of
 runs whose mixtures are nearest neighbours: ``d = (y_i - y_j) - (f(w_i) - f(w_j))`` removes the part of
 the difference that the fitted mean ``f`` explains, and ``sqrt(median(d^2 / 2))`` over the closest
 decile of pairs estimates the noise sd (:func:`nearest_pair_noise`; the benchmark prints the figures).
+The noise of the losses of one run is correlated (:func:`nearest_pair_noise_cov`): each loss keeps its
+own sd, their Spearman correlations over the same pairs give the correlation, and the whole is scaled so
+that the noise of their mean matches that of the measured mean.
 
 Data attribution: RegMix (Liu et al., ICLR 2025; MIT, Sea AI Lab) and Olmix (Allen Institute for AI;
 Apache-2.0); see ``benchmarks/data/README.md``.
@@ -85,16 +90,6 @@ class LogLinearLaw:
         return self.c + np.exp(np.clip(self.b + W @ self.t, -50, 50))
 
 
-@dataclass(frozen=True)
-class MeanOfLaws:
-    """The mean of several laws' predictions (an objective that averages several losses)."""
-
-    laws: tuple[LogLinearLaw, ...]
-
-    def predict(self, W: np.ndarray) -> np.ndarray:
-        return np.mean([law.predict(W) for law in self.laws], axis=0)
-
-
 def fit_log_linear(W: np.ndarray, y: np.ndarray) -> LogLinearLaw:
     """Least-squares fit of the Olmix law, started from a log-linear regression below the smallest outcome."""
     c0 = y.min() - 0.5 * y.std()
@@ -123,64 +118,111 @@ def fit_trees(W: np.ndarray, y: np.ndarray, seed: int = 0) -> list:
     return models
 
 
+def _nearest_pair_residuals(W: np.ndarray, Y: np.ndarray, fitted: np.ndarray, fraction: float) -> np.ndarray:
+    """Differences of the closest ``fraction`` of nearest-neighbour pairs of rows of ``W`` ``(n, K)`` in
+    ``Y - fitted`` ``(n, P)``, divided by sqrt(2) (one run's noise): shape ``(pairs, P)``."""
+    from scipy.spatial import cKDTree
+
+    dist, idx = cKDTree(W).query(W, k=2)
+    rows = np.argsort(dist[:, 1])[: max(3, int(fraction * len(W)))]
+    residual = Y - fitted
+    return (residual[rows] - residual[idx[rows, 1]]) / np.sqrt(2.0)
+
+
 def nearest_pair_noise(W: np.ndarray, y: np.ndarray, fitted: np.ndarray, fraction: float = 0.1) -> float:
     """Run-to-run noise sd from the closest ``fraction`` of nearest-neighbour pairs of rows of ``W`` ``(n, K)``.
 
     ``y`` ``(n,)`` measured, ``fitted`` ``(n,)`` a model's mean; the model removes the local variation.
     """
-    from scipy.spatial import cKDTree
+    d = _nearest_pair_residuals(W, y[:, None], fitted[:, None], fraction)[:, 0]
+    return float(np.sqrt(np.median(d**2)))
 
-    dist, idx = cKDTree(W).query(W, k=2)
-    rows = np.argsort(dist[:, 1])[: max(3, int(fraction * len(W)))]
-    pairs = idx[rows, 1]
-    d = (y[rows] - y[pairs]) - (fitted[rows] - fitted[pairs])
-    return float(np.sqrt(np.median(d**2 / 2.0)))
+
+def nearest_pair_noise_cov(W: np.ndarray, Y: np.ndarray, fitted: np.ndarray, mean_sd: float, fraction: float = 0.1) -> np.ndarray:
+    """Noise covariance ``(P, P)`` of the losses ``Y`` ``(n, P)`` of one run: robust sds and Spearman
+    correlations of nearest-pair residuals, scaled so that the sd of the losses' mean is ``mean_sd``."""
+    d = _nearest_pair_residuals(W, Y, fitted, fraction)
+    sd = np.sqrt(np.median(d**2, axis=0))
+    corr = 2.0 * np.sin(np.pi / 6.0 * pd.DataFrame(d).corr("spearman").to_numpy())  # Spearman -> Pearson (Gaussian)
+    eigenvalues, vectors = np.linalg.eigh(corr)  # nearest positive definite correlation
+    corr = (vectors * np.clip(eigenvalues, 1e-6, None)) @ vectors.T
+    corr /= np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    cov = corr * np.outer(sd, sd)
+    return cov * (mean_sd / (np.sqrt(cov.sum()) / len(sd))) ** 2
 
 
 # -- the simulator ---------------------------------------------------------------------------------
 @dataclass
 class TableSimulator:
-    """Expected outcomes ``(n, m)`` of mixtures ``(n, K)``, fit to a table; ``noise`` ``(m,)`` in outcome units."""
+    """Expected losses of mixtures, fit to a table: ``parts`` the simulated losses ``(P,)``, each with its
+    law and trees; ``composition`` ``(m, P)`` makes each objective the mean of its parts; ``noise_chol``
+    ``(P, P)`` the Cholesky factor of the noise covariance of one run, in loss units."""
 
     name: str
     space: MixtureSpace
     objectives: tuple[str, ...]
-    laws: list[MeanOfLaws]
+    parts: tuple[str, ...]
+    composition: np.ndarray
+    laws: list[LogLinearLaw]
     trees: list[list]
-    noise: np.ndarray
+    noise_chol: np.ndarray
     natural: np.ndarray
 
-    def expected(self, W: np.ndarray) -> np.ndarray:
+    @property
+    def reports_parts(self) -> bool:
+        """Whether some objective averages several losses (then runs report the losses, not just the mean)."""
+        return self.composition.shape[1] > self.composition.shape[0]
+
+    @property
+    def noise(self) -> np.ndarray:
+        """Noise sd of each objective ``(m,)``."""
+        cov = self.noise_chol @ self.noise_chol.T
+        return np.sqrt(np.diag(self.composition @ cov @ self.composition.T))
+
+    def expected_parts(self, W: np.ndarray) -> np.ndarray:
+        """Noise-free losses ``(n, P)`` of mixtures ``W`` ``(n, K)``."""
         W = np.atleast_2d(W)
-        out = np.empty((len(W), len(self.objectives)))
-        for o, (law, models) in enumerate(zip(self.laws, self.trees)):
-            trees = np.mean([m.predict(W) for m in models], axis=0)
-            out[:, o] = 0.5 * (law.predict(W) + trees)
-        return out
+        return np.column_stack([
+            0.5 * (law.predict(W) + np.mean([m.predict(W) for m in models], axis=0))
+            for law, models in zip(self.laws, self.trees)
+        ])
+
+    def expected(self, W: np.ndarray) -> np.ndarray:
+        """Noise-free objectives ``(n, m)``."""
+        return self.expected_parts(W) @ self.composition.T
+
+    def observe_parts(self, W: np.ndarray, seed: int) -> np.ndarray:
+        """One noisy run per mixture: its losses, shape ``(n, P)``."""
+        mean = self.expected_parts(W)
+        return mean + np.random.default_rng(seed).normal(size=mean.shape) @ self.noise_chol.T
 
     def observe(self, W: np.ndarray, seed: int) -> np.ndarray:
-        """One noisy observation per mixture, shape ``(n, m)``."""
-        mean = self.expected(W)
-        return mean + np.random.default_rng(seed).normal(size=mean.shape) * self.noise
+        """One noisy observation of the objectives per mixture, shape ``(n, m)``."""
+        return self.observe_parts(W, seed) @ self.composition.T
 
 
 def fit_simulator(name: str, W: pd.DataFrame, Y: pd.DataFrame, objectives: dict[str, list[str]]) -> TableSimulator:
-    """Fit a simulator over the sources of ``W``; each objective is the mean of its list of ``Y`` columns."""
+    """Fit a simulator over the sources of ``W``; each objective is the mean of its list of ``Y`` columns
+    (its parts; no column in two objectives). Noise is independent between objectives."""
     Wn = W.to_numpy(float)
     Wn = Wn / Wn.sum(axis=1, keepdims=True)
     sources = tuple(Source(n, max_weight=float(min(1.0, hi))) for n, hi in zip(W.columns, Wn.max(axis=0)))
-    laws, trees, noise = [], [], []
-    for columns in objectives.values():
-        y = Y[columns].mean(axis=1).to_numpy(float)
-        law = MeanOfLaws(tuple(fit_log_linear(Wn, Y[c].to_numpy(float)) for c in columns))
-        models = fit_trees(Wn, y)
-        fitted = 0.5 * (law.predict(Wn) + np.mean([m.predict(Wn) for m in models], axis=0))
-        laws.append(law)
-        trees.append(models)
-        noise.append(nearest_pair_noise(Wn, y, fitted))
+    parts = [c for columns in objectives.values() for c in columns]
+    measured = Y[parts].to_numpy(float)
+    laws = [fit_log_linear(Wn, y) for y in measured.T]
+    trees = [fit_trees(Wn, y) for y in measured.T]
+    fitted = np.column_stack([0.5 * (law.predict(Wn) + np.mean([m.predict(Wn) for m in models], axis=0))
+                              for law, models in zip(laws, trees)])
+    composition = np.zeros((len(objectives), len(parts)))
+    cov = np.zeros((len(parts), len(parts)))
+    for o, columns in enumerate(objectives.values()):
+        cols = [parts.index(c) for c in columns]
+        composition[o, cols] = 1.0 / len(cols)
+        mean_sd = nearest_pair_noise(Wn, measured[:, cols].mean(axis=1), fitted[:, cols].mean(axis=1))
+        cov[np.ix_(cols, cols)] = nearest_pair_noise_cov(Wn, measured[:, cols], fitted[:, cols], mean_sd)
     return TableSimulator(
-        name=name, space=MixtureSpace(sources), objectives=tuple(objectives), laws=laws, trees=trees,
-        noise=np.array(noise), natural=Wn.mean(axis=0),
+        name=name, space=MixtureSpace(sources), objectives=tuple(objectives), parts=tuple(parts),
+        composition=composition, laws=laws, trees=trees, noise_chol=np.linalg.cholesky(cov), natural=Wn.mean(axis=0),
     )
 
 

@@ -46,9 +46,13 @@ class ConstraintConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
+    """``metric``: what the runner reports. With ``parts`` (two or more metrics, e.g. domain losses), the
+    metric is their mean; the runner reports them too, and the searcher models each part (History.parts)."""
+
     name: str
     metric: str
     direction: str = "minimize"
+    parts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,7 @@ def validate(config: StudyConfig) -> None:
     for o in config.objectives:
         if o.direction not in DIRECTIONS:
             raise ConfigError(f"objective '{o.name}': direction must be minimize or maximize (got '{o.direction}')")
+    _validate_parts(config.objectives)
     for f in config.fidelities:
         if not f.tokens > 0:
             raise ConfigError(f"fidelity '{f.name}': tokens must be > 0 (got {f.tokens})")
@@ -284,6 +289,24 @@ def validate_reuse(reuse: ReuseConfig, new_tokens: dict[str, float | None]) -> N
             if untokened:
                 raise ConfigError(f"{where}: a split by tokens needs tokens > 0 on {', '.join(untokened)}; "
                                   f"or give explicit shares, e.g. {{{target[0]}: 0.5, ...}}")
+
+
+def _validate_parts(objectives: list[ObjectiveConfig]) -> None:
+    """Each objective's parts: two or more distinct metrics, not its own metric, in no other objective."""
+    owner: dict[str, str] = {}
+    for o in objectives:
+        if not o.parts:
+            continue
+        if len(o.parts) < 2 or len(set(o.parts)) != len(o.parts):
+            raise ConfigError(f"objective '{o.name}': parts must list two or more distinct metrics whose mean is "
+                              f"'{o.metric}' (got {o.parts}), or be left out")
+        if o.metric in o.parts:
+            raise ConfigError(f"objective '{o.name}': parts lists its own metric '{o.metric}': list only the metrics it averages")
+        for part in o.parts:
+            if part in owner:
+                raise ConfigError(f"objective '{o.name}': part '{part}' is already a part of objective "
+                                  f"'{owner[part]}': a metric can be a part of one objective only")
+            owner[part] = o.name
 
 
 # -- strict construction of dataclasses from YAML data -----------------------------------------------

@@ -34,7 +34,7 @@ from mixopt.config import StudyConfig, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
 from mixopt.runners.base import Evaluation
-from mixopt.search.base import History
+from mixopt.search.base import History, Parts
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -45,6 +45,7 @@ VERSION_ATTR = "mixopt_version"
 UNLABELLED_GRACE_SECONDS = 30  # a claimed trial left unlabelled this long was claimed by a controller that died
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
 RUN_ATTRS = {"seed", "controller", "job_id", "metrics", "stderr", "cost", "artifacts", "runner", "fail_reason", "rerun_of"}
+PARTS_TOLERANCE = 1e-6  # relative gap allowed between an objective's metric and the mean of its parts
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
 
 
@@ -368,6 +369,7 @@ class Study:
         return History(
             weights=weights, values=values, directions=directions, stderr=stderr,
             pending=np.stack(pending_w) if pending_w else np.zeros((0, self.space.dim)),
+            parts=history_parts(done, self.config.objectives),
         )
 
     def _pending_weights(self, trial: optuna.trial.FrozenTrial) -> np.ndarray | None:
@@ -395,26 +397,61 @@ class Study:
 
 def objective_values(evaluation: Evaluation, objectives) -> list[float]:
     """The value of each objective's metric in ``evaluation``; ``ValueError`` naming the first metric that is
-    missing, not a number, or not finite (NaN, inf), or whose standard error is not a finite number >= 0."""
+    missing, not a number, or not finite (NaN, inf), or whose standard error is not a finite number >= 0;
+    likewise for an objective's parts, and when its metric is not the mean of its parts."""
     if not isinstance(evaluation.metrics, dict) or not isinstance(evaluation.stderr, dict):
         raise ValueError("the evaluation's metrics and stderr must be mappings from metric name to number")
     values = []
     for objective in objectives:
-        value = evaluation.metrics.get(objective.metric)
-        error = evaluation.stderr.get(objective.metric, 0.0)
-        if value is None:
-            problem = "is missing"
-        elif not _is_number(value):
-            problem = f"is not a number ({value!r})"
-        elif not math.isfinite(value):
-            problem = f"is {value} (not finite)"
-        elif not _is_number(error) or not math.isfinite(error) or error < 0:
-            problem = f"has a standard error of {error!r} (must be a finite number >= 0)"
-        else:
-            values.append(float(value))
-            continue
-        raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' {problem}")
+        for metric in (objective.metric, *objective.parts):
+            problem = _metric_problem(evaluation, metric)
+            if problem is not None:
+                role = "metric" if metric == objective.metric else "part"
+                raise ValueError(f"objective '{objective.name}': {role} '{metric}' {problem}")
+        value = float(evaluation.metrics[objective.metric])
+        if objective.parts:
+            mean = float(np.mean([evaluation.metrics[part] for part in objective.parts]))
+            if abs(value - mean) > PARTS_TOLERANCE * max(1.0, abs(mean)):
+                raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' is {value:.6g} but the "
+                                 f"mean of its parts is {mean:.6g}: report their mean as '{objective.metric}'")
+        values.append(value)
     return values
+
+
+def _metric_problem(evaluation: Evaluation, metric: str) -> str | None:
+    """What is wrong with ``metric`` in ``evaluation`` (missing, not a finite number, bad standard error), or None."""
+    value = evaluation.metrics.get(metric)
+    error = evaluation.stderr.get(metric, 0.0)
+    if value is None:
+        return "is missing"
+    if not _is_number(value):
+        return f"is not a number ({value!r})"
+    if not math.isfinite(value):
+        return f"is {value} (not finite)"
+    if not _is_number(error) or not math.isfinite(error) or error < 0:
+        return f"has a standard error of {error!r} (must be a finite number >= 0)"
+    return None
+
+
+def history_parts(done: list[optuna.trial.FrozenTrial], objectives) -> Parts | None:
+    """The measured parts of ``done`` trials' objectives (an objective without parts is its own single
+    part), or None when no objective has parts or some trial lacks one (e.g. a run imported from a table)."""
+    if not any(o.parts for o in objectives):
+        return None
+    names = [part for o in objectives for part in (o.parts or [o.metric])]
+    composition = np.zeros((len(objectives), len(names)))
+    column = 0
+    for row, o in enumerate(objectives):
+        width = len(o.parts) or 1
+        composition[row, column : column + width] = 1.0 / width
+        column += width
+    metrics = [t.user_attrs.get("metrics", {}) for t in done]
+    if not done or any(name not in m for m in metrics for name in names):
+        return None
+    errors = [t.user_attrs.get("stderr", {}) for t in done]
+    stderr = None if any(name not in e for e in errors for name in names) else np.array(
+        [[e[name] for name in names] for e in errors], dtype=float)
+    return Parts(np.array([[m[name] for name in names] for m in metrics], dtype=float), composition, stderr)
 
 
 def _is_number(value: Any) -> bool:

@@ -18,11 +18,30 @@ from mixopt.space import MixtureSpace
 
 
 @dataclass(frozen=True)
+class Parts:
+    """The measured metrics that objectives average (e.g. 13 domain losses whose mean is one objective).
+
+    ``values`` ``(n, P)`` as measured; ``composition`` ``(m, P)``: objective ``o`` is ``values @ composition[o]``
+    (each row a mean over that objective's parts, so each part belongs to one objective); ``stderr``
+    ``(n, P)`` or None.
+    """
+
+    values: np.ndarray
+    composition: np.ndarray
+    stderr: np.ndarray | None = None
+
+    def maximized(self, signs: np.ndarray) -> np.ndarray:
+        """Parts oriented like their objectives (``signs`` ``(m,)``), larger is better, shape ``(n, P)``."""
+        return self.values * (signs @ (self.composition != 0))
+
+
+@dataclass(frozen=True)
 class History:
     """Completed evaluations at the search fidelity.
 
     ``weights`` ``(n, K)``; ``values`` ``(n, m)`` objective values as measured; ``stderr`` ``(n, m)`` or
-    None; ``pending`` ``(p, K)`` mixtures proposed but not yet measured; ``directions`` per objective.
+    None; ``pending`` ``(p, K)`` mixtures proposed but not yet measured; ``directions`` per objective;
+    ``parts`` the metrics that objectives average, when every evaluation reported them (else None).
     """
 
     weights: np.ndarray
@@ -30,6 +49,7 @@ class History:
     directions: tuple[str, ...]
     stderr: np.ndarray | None = None
     pending: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    parts: Parts | None = None
 
     @classmethod
     def empty(cls, dim: int, directions: tuple[str, ...]) -> History:

@@ -7,7 +7,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from mixopt.errors import InfeasibleSpaceError
-from mixopt.search.base import History
+from mixopt.search.base import History, Parts
 from mixopt.space import Group, MixtureSpace, Source
 
 
@@ -53,3 +53,19 @@ def extend(history: History, W: np.ndarray, values: np.ndarray) -> History:
     """The history with the rows ``W`` ``(n, K)`` measured as ``values`` ``(n, m)``."""
     stderr = None if history.stderr is None else np.vstack([history.stderr, np.full(values.shape, 0.01)])
     return History(np.vstack([history.weights, W]), np.vstack([history.values, values]), history.directions, stderr)
+
+
+def domain_losses(W: np.ndarray) -> np.ndarray:
+    """One loss per source ``(n, K)`` that falls steeply with that source's weight: each domain's own data
+    helps it, so in the mean over domains the gains and losses nearly cancel."""
+    return 1.0 / (0.1 + W)
+
+
+def composite_history(space: MixtureSpace, n: int, seed: int = 0, shock_sd: float = 0.6) -> History:
+    """``n`` mixtures whose one objective is the mean of :func:`domain_losses`, measured with a run-level
+    shock shared by every loss (sd ``shock_sd``) plus small independent noise; the losses are the parts."""
+    rng = np.random.default_rng(seed)
+    W = space.sample(n, seed=seed)
+    parts = domain_losses(W) + rng.normal(0, shock_sd, (n, 1)) + rng.normal(0, 0.02, (n, space.dim))
+    composition = np.full((1, space.dim), 1.0 / space.dim)
+    return History(W, parts @ composition.T, ("minimize",), parts=Parts(parts, composition))
