@@ -46,8 +46,9 @@ class ConstraintConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """``metric``: what the runner reports. With ``parts`` (two or more metrics, e.g. domain losses), the
-    metric is their mean; the runner reports them too, and the searcher models each part (History.parts)."""
+    """``metric``: what the runner reports. With ``parts`` (two or more metrics the runner reports, e.g. domain
+    losses), the metric is their mean (computed when the runner does not report it), and the searcher
+    models each part (History.parts)."""
 
     name: str
     metric: str

@@ -22,7 +22,7 @@ from mixopt.executors import EXECUTORS, Executor
 from mixopt.loop import _reason, make_spec, output_root
 from mixopt.runners import RUNNERS
 from mixopt.runners.base import Evaluation
-from mixopt.study import Study
+from mixopt.study import Study, objective_values
 
 BASELINE = "(anchor only)"
 ENTER_Z = 1.0  # a source enters the search when it lifts some objective by more than this many standard errors
@@ -105,14 +105,16 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
             arm, r = todo[index]
             attrs = {"arm": arm, "replicate": r, "fidelity": fidelity.name}
             if isinstance(result, Evaluation):
-                metrics = [result.metrics.get(o.metric) for o in config.objectives]
-                if all(v is not None and np.isfinite(v) for v in metrics):
+                try:
+                    values = objective_values(result, config.objectives)
+                except ValueError as exc:
+                    result = exc
+                else:
                     screen.add_trial(optuna.trial.create_trial(
-                        params=specs[index].mixture, distributions=distributions, values=metrics,
+                        params=specs[index].mixture, distributions=distributions, values=values,
                         user_attrs={**attrs, "metrics": result.metrics},
                     ))
                     continue
-                result = ValueError(f"objective metrics missing or not finite: {metrics}")
             screen.add_trial(optuna.trial.create_trial(
                 params=specs[index].mixture, distributions=distributions, state=optuna.trial.TrialState.FAIL,
                 user_attrs={**attrs, "fail_reason": _reason(result)},

@@ -266,9 +266,10 @@ class Study:
         """Record a completed evaluation. A missing, non-numeric or non-finite objective metric (or standard
         error) raises ``ValueError`` naming it, and nothing is stored: the caller fails the trial instead."""
         values = objective_values(evaluation, self.config.objectives)
+        metrics = {**evaluation.metrics, **{o.metric: v for o, v in zip(self.config.objectives, values)}}
         storage, trial_id = self._storage_and_id(number)
         for key, value in (
-            ("metrics", evaluation.metrics), ("stderr", evaluation.stderr), ("cost", evaluation.cost),
+            ("metrics", metrics), ("stderr", evaluation.stderr), ("cost", evaluation.cost),
             ("artifacts", evaluation.artifacts), ("runner", evaluation.runner),
         ):
             storage.set_trial_user_attr(trial_id, key, _jsonable(value))
@@ -398,22 +399,23 @@ class Study:
 def objective_values(evaluation: Evaluation, objectives) -> list[float]:
     """The value of each objective's metric in ``evaluation``; ``ValueError`` naming the first metric that is
     missing, not a number, or not finite (NaN, inf), or whose standard error is not a finite number >= 0;
-    likewise for an objective's parts, and when its metric is not the mean of its parts."""
+    likewise for an objective's parts. An objective with parts is their mean: its metric, when reported,
+    must equal it; when not reported, it is computed."""
     if not isinstance(evaluation.metrics, dict) or not isinstance(evaluation.stderr, dict):
         raise ValueError("the evaluation's metrics and stderr must be mappings from metric name to number")
     values = []
     for objective in objectives:
-        for metric in (objective.metric, *objective.parts):
+        computed = objective.parts and objective.metric not in evaluation.metrics  # the parts' mean, computed here
+        for metric in objective.parts if computed else (objective.metric, *objective.parts):
             problem = _metric_problem(evaluation, metric)
             if problem is not None:
                 role = "metric" if metric == objective.metric else "part"
                 raise ValueError(f"objective '{objective.name}': {role} '{metric}' {problem}")
-        value = float(evaluation.metrics[objective.metric])
-        if objective.parts:
-            mean = float(np.mean([evaluation.metrics[part] for part in objective.parts]))
-            if abs(value - mean) > PARTS_TOLERANCE * max(1.0, abs(mean)):
-                raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' is {value:.6g} but the "
-                                 f"mean of its parts is {mean:.6g}: report their mean as '{objective.metric}'")
+        mean = float(np.mean([evaluation.metrics[part] for part in objective.parts])) if objective.parts else None
+        value = mean if computed else float(evaluation.metrics[objective.metric])
+        if mean is not None and abs(value - mean) > PARTS_TOLERANCE * max(1.0, abs(mean)):
+            raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' is {value:.6g} but the "
+                             f"mean of its parts is {mean:.6g}: report their mean as '{objective.metric}', or leave it out")
         values.append(value)
     return values
 

@@ -45,6 +45,20 @@ def test_run_study_completes_the_configured_trials_with_feasible_grid_mixtures(t
     assert all(e.error is None and len(e.values) == 3 for e in events)
 
 
+def test_an_objective_averaging_parts_runs_with_the_composite_botorch_searcher(tmp_path: Path):
+    """The synthetic runner reports three losses; the one objective is their mean, computed and stored by
+    the study, and the default searcher proposes from one GP per loss once its design is done."""
+    mean_of_losses = {"name": "mean", "metric": "mean_loss", "parts": ["math_loss", "code_loss", "qa_loss"]}
+    study = open_study(tmp_path, {"objectives": [mean_of_losses], "n_trials": 8, "batch_size": 4,
+                                  "searcher": {"name": "botorch", "options": {"n_init": 4, "pool_size": 128, "mc_samples": 16}}})
+    assert run_study(study) == 8
+    frame = study.frame()
+    np.testing.assert_allclose(frame["mean"], frame[["metric:math_loss", "metric:code_loss", "metric:qa_loss"]].mean(axis=1))
+    np.testing.assert_allclose(frame["metric:mean_loss"], frame["mean"])
+    history = study.history()
+    np.testing.assert_allclose(history.parts.values @ history.parts.composition.T, history.values)
+
+
 def test_proposals_are_seeded_by_config_seed_plus_trial_count(tmp_path: Path):
     study = open_study(tmp_path, {"seed": 11})
     space, granularity = study.space, study.config.granularity

@@ -115,6 +115,33 @@ def test_history_holds_completed_runs_at_a_fidelity_and_pending_mixtures(study: 
     np.testing.assert_allclose(study.history("integration").values, [[9.0, 9.0, 9.0]])
 
 
+def test_an_objective_with_parts_checks_them_and_the_history_carries_them(tmp_path: Path):
+    """qa averages two task losses: both must be reported and qa must be their mean; the history holds
+    the parts of every objective (math and code are their own single parts) and how they compose."""
+    objectives = [{"name": "math", "metric": "math_loss"}, {"name": "code", "metric": "code_loss"},
+                  {"name": "qa", "metric": "qa_loss", "parts": ["qa_trivia", "qa_science"]}]
+    study = Study.open(load_config(write_study(tmp_path, {"objectives": objectives})))
+    study.enqueue(np.stack([MIX, OTHER]), "microanneal")
+    first, second = study.start(2)
+    base = {"math_loss": 3.0, "code_loss": 2.0}
+    with pytest.raises(ValueError, match="part 'qa_science' is missing"):
+        study.tell(first.number, Evaluation(metrics={**base, "qa_loss": 1.0, "qa_trivia": 1.0}))
+    with pytest.raises(ValueError, match="metric 'qa_loss' is 1.5 but the mean of its parts is 1: report their mean"):
+        study.tell(first.number, Evaluation(metrics={**base, "qa_loss": 1.5, "qa_trivia": 0.5, "qa_science": 1.5}))
+    study.tell(first.number, Evaluation(metrics={**base, "qa_loss": 1.0, "qa_trivia": 0.5, "qa_science": 1.5}))
+    # Left out, the objective's metric is the mean of its parts, stored with the other metrics.
+    assert study.tell(second.number, Evaluation(metrics={**base, "qa_trivia": 1.0, "qa_science": 3.0},
+                                                stderr={"qa_trivia": 0.1})) == [3.0, 2.0, 2.0]
+    assert study.frame()["metric:qa_loss"].tolist() == [1.0, 2.0]
+    parts = study.history().parts
+    np.testing.assert_allclose(parts.values, [[3.0, 2.0, 0.5, 1.5], [3.0, 2.0, 1.0, 3.0]])
+    np.testing.assert_allclose(parts.values @ parts.composition.T, study.history().values)
+    assert parts.stderr is None  # not every part has a standard error
+    # A run imported from a table has no parts: the searcher then models the objectives themselves.
+    study.import_runs(MIX[None], np.array([[3.0, 2.0, 1.0]]), "microanneal", "table.csv")
+    assert study.history().parts is None
+
+
 def test_frame_has_one_row_per_trial_with_weights_values_metrics_and_reasons(study: Study):
     study.enqueue(np.stack([MIX, MIX]), "microanneal")
     a, b = study.start(2)
