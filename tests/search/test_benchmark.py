@@ -53,3 +53,27 @@ def test_default_beats_random_search_on_a_known_optimum():
     }
     assert np.median(regret["botorch"]) <= 0.5 * np.median(regret["random"]), regret
     assert (regret["botorch"] < regret["random"]).sum() >= 4, regret
+
+
+def test_a_simulated_mean_of_losses_reports_each_loss_with_correlated_run_noise():
+    """Fit to a table whose three losses share a run-level shock: the objective is their mean, a run
+    reports all three, their noise is positively correlated, and the mean's noise matches the table's."""
+    import pandas as pd
+
+    from mixopt.benchmarks.simulators import fit_simulator, nearest_pair_noise
+
+    rng = np.random.default_rng(0)
+    W = pd.DataFrame(rng.dirichlet(np.ones(4), 300), columns=list("abcd"))
+    clean = np.column_stack([1.0 / (0.2 + W[c]) for c in "abc"])
+    Y = pd.DataFrame(clean + rng.normal(0, 0.05, (300, 1)) + rng.normal(0, 0.02, (300, 3)), columns=["la", "lb", "lc"])
+    sim = fit_simulator("toy", W, Y, {"mean": ["la", "lb", "lc"]})
+    assert sim.reports_parts and sim.parts == ("la", "lb", "lc")
+    np.testing.assert_allclose(sim.composition, [[1 / 3] * 3])
+    cov = sim.noise_chol @ sim.noise_chol.T
+    assert (cov[np.triu_indices(3, 1)] > 0).all()
+    fitted = sim.expected(W.to_numpy())[:, 0]
+    assert sim.noise[0] == pytest.approx(nearest_pair_noise(W.to_numpy(), Y.mean(axis=1).to_numpy(), fitted), rel=1e-6)
+    w = np.full((2000, 4), 0.25)
+    parts = sim.observe_parts(w, seed=1)
+    np.testing.assert_allclose(parts.mean(axis=0), sim.expected_parts(w[:1])[0], atol=4 * parts.std(axis=0).max() / np.sqrt(2000))
+    np.testing.assert_allclose(sim.observe(w[:5], seed=1), parts[:5] @ sim.composition.T)

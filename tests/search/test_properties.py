@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mixopt.search import SEARCHERS
-from tests.search.conftest import extend, spaces, toy_history
+from tests.search.conftest import composite_history, extend, spaces, toy_history
 
 FAST_OPTIONS = {
     "random": {},
@@ -58,6 +58,18 @@ def test_proposals_meet_bounds_fixed_weights_and_groups(name, space, n_objective
 def test_model_based_proposals_meet_every_constraint(name, space, n_objectives, data_seed):
     """Fewer examples: each fits models."""
     check_proposals_are_feasible(name, space, n_objectives, data_seed)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=2, deadline=None, suppress_health_check=HEALTH)
+@given(space=spaces(), data_seed=st.integers(0, 100))
+def test_proposals_from_a_history_with_parts_meet_every_constraint(name, space, data_seed):
+    """An objective averaging measured parts (BoTorch models each part; the others use the objective)."""
+    searcher = make(name)
+    for n_seen in (0, 6):
+        history = composite_history(space, n_seen, seed=data_seed)
+        assert_feasible(space, searcher.propose(space, history, 3, seed=data_seed))
+    assert_feasible(space, searcher.recommend(space, history, seed=data_seed)[None])
 
 
 @pytest.mark.parametrize("name", NAMES)
