@@ -405,7 +405,7 @@ def objective_values(evaluation: Evaluation, objectives) -> list[float]:
         raise ValueError("the evaluation's metrics and stderr must be mappings from metric name to number")
     values = []
     for objective in objectives:
-        computed = objective.parts and objective.metric not in evaluation.metrics  # the parts' mean, computed here
+        computed = bool(objective.parts) and objective.metric not in evaluation.metrics  # the parts' mean, computed here
         for metric in objective.parts if computed else (objective.metric, *objective.parts):
             problem = _metric_problem(evaluation, metric)
             if problem is not None:

@@ -21,8 +21,7 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,8 @@ N_LOCAL_CENTERS = 4
 
 SEEN_TOLERANCE = 1e-3  # largest per-source gap between a proposal and a seen (grid-rounded) mixture
 # The batched fit of one GP per part runs L-BFGS until its slowest part converges; 200 iterations fit
-# as well (RegMix parts, 56 runs: Spearman of the mean against the truth 0.802 vs 0.799) in a quarter of the time.
+# as well (RegMix's 13 losses, 56 runs: correlation of the predicted mean with the true mean over 2000
+# uniform mixtures 0.802, against 0.799 fitted to convergence) in a quarter of the time.
 PARTS_FIT_OPTIONS = {"maxiter": 200}
 
 
@@ -182,8 +182,8 @@ class BoTorchSearcher(Searcher):
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
         from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
-        from botorch.acquisition.objective import LinearMCObjective
         from botorch.acquisition.multi_objective.parego import qLogNParEGO
+        from botorch.acquisition.objective import LinearMCObjective
         from botorch.sampling.normal import SobolQMCNormalSampler
         from botorch.utils.multi_objective.hypervolume import infer_reference_point
         from botorch.utils.multi_objective.pareto import is_non_dominated
@@ -336,7 +336,7 @@ def _with_pending(history: History, extra: list[np.ndarray]) -> History:
     if not extra:
         return history
     pending = np.vstack([history.pending, np.array(extra)]) if len(history.pending) else np.array(extra)
-    return dataclasses.replace(history, pending=pending)
+    return replace(history, pending=pending)
 
 
 def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndarray:

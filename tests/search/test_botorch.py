@@ -155,7 +155,7 @@ def test_an_objective_with_parts_is_modelled_part_by_part():
     history = composite_history(space, 20)
     model = fit_model(space, history)
     assert model.gp.num_outputs == 5
-    parts_mean = model.gp.posterior(torch.as_tensor(history.weights[:, :], dtype=torch.float64)).mean.detach().numpy()
+    parts_mean = model.gp.posterior(torch.as_tensor(history.weights, dtype=torch.float64)).mean.detach().numpy()
     np.testing.assert_allclose(model.mean(space, history.weights)[:, 0], parts_mean.mean(axis=1))
     acq = BoTorchSearcher(mc_samples=16)._acquisition(space, history, model, seed=0)
     assert isinstance(acq.objective, LinearMCObjective)
