@@ -42,6 +42,7 @@ SEEN_TOLERANCE = 1e-3  # largest per-source gap between a proposal and a seen (g
 # as well (RegMix's 13 losses, 56 runs: correlation of the predicted mean with the true mean over 2000
 # uniform mixtures 0.802, against 0.799 fitted to convergence) in a quarter of the time.
 PARTS_FIT_OPTIONS = {"maxiter": 200}
+DISCRETE_BATCH = 2048  # candidates scored at once by optimize_acqf_discrete (its default), for one GP output
 
 
 class BoTorchSearcher(Searcher):
@@ -226,14 +227,17 @@ class BoTorchSearcher(Searcher):
             self._spread(space, center, self.pool_size // 2, seed),
             local_design(space, _best_believed(space, history, model, N_LOCAL_CENTERS), self.pool_size // 2, seed + 1, LOCAL_CONCENTRATION),
         ])
+        # Candidates scored at once: each holds a joint posterior per GP output, so parts take P times the memory.
+        at_once = DISCRETE_BATCH if model.composition is None else max(1, DISCRETE_BATCH // model.composition.shape[1])
         if len(history.directions) > 4:  # ParEGO: a fresh scalarization for each proposal
             chosen = []
             for i in range(n):
                 acq = self._acquisition(space, _with_pending(history, chosen), model, seed + i)
-                x, _ = optimize_acqf_discrete(acq, 1, _tensor(pool[:, free]), X_avoid=_tensor(np.array(chosen)) if chosen else None)
+                x, _ = optimize_acqf_discrete(acq, 1, _tensor(pool[:, free]), max_batch_size=at_once,
+                                              X_avoid=_tensor(np.array(chosen)) if chosen else None)
                 chosen.append(_complete(space, x.numpy())[0])
             return np.array(chosen)[:, free]
-        X, _ = optimize_acqf_discrete(acq, n, _tensor(pool[:, free]))
+        X, _ = optimize_acqf_discrete(acq, n, _tensor(pool[:, free]), max_batch_size=at_once)
         return X.numpy()
 
 
