@@ -220,12 +220,13 @@ def quality(args: argparse.Namespace) -> None:
     options.update(args.options)
     jobs = []
     for problem in problems:
-        m = load_problem(problem).n_objectives
+        loaded = load_problem(problem)
+        m = loaded.n_objectives
         for seed in range(args.seeds):
             jobs += [("searcher", problem, s, seed, budget, batch, checkpoints, options if s == "botorch" else {}) for s in searchers]
             if m == 1 and not args.fast:
                 jobs += [("regmix", problem, n, seed) for n in REGMIX_SIZES]
-                if load_problem(problem).composition is not None:
+                if loaded.composition is not None:
                     jobs.append(("regmix", problem, REGMIX_PER_LOSS_SIZE, seed, True))
             if m > 1:
                 jobs.append(("random-ref", problem, seed))

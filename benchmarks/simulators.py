@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from mixopt.search.base import mean_composition
 from mixopt.space import MixtureSpace, Source
 
 OLMIX_META = ["Unnamed: 0", "run", "name", "index"]
@@ -213,11 +214,10 @@ def fit_simulator(name: str, W: pd.DataFrame, Y: pd.DataFrame, objectives: dict[
     trees = [fit_trees(Wn, y) for y in measured.T]
     fitted = np.column_stack([0.5 * (law.predict(Wn) + np.mean([m.predict(Wn) for m in models], axis=0))
                               for law, models in zip(laws, trees)])
-    composition = np.zeros((len(objectives), len(parts)))
+    composition = mean_composition([len(columns) for columns in objectives.values()])
     cov = np.zeros((len(parts), len(parts)))
-    for o, columns in enumerate(objectives.values()):
+    for columns in objectives.values():
         cols = [parts.index(c) for c in columns]
-        composition[o, cols] = 1.0 / len(cols)
         mean_sd = nearest_pair_noise(Wn, measured[:, cols].mean(axis=1), fitted[:, cols].mean(axis=1))
         cov[np.ix_(cols, cols)] = nearest_pair_noise_cov(Wn, measured[:, cols], fitted[:, cols], mean_sd)
     return TableSimulator(

@@ -34,7 +34,7 @@ from mixopt.config import StudyConfig, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
 from mixopt.runners.base import Evaluation
-from mixopt.search.base import History, Parts
+from mixopt.search.base import History, Parts, mean_composition
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -441,12 +441,7 @@ def history_parts(done: list[optuna.trial.FrozenTrial], objectives) -> Parts | N
     if not any(o.parts for o in objectives):
         return None
     names = [part for o in objectives for part in (o.parts or [o.metric])]
-    composition = np.zeros((len(objectives), len(names)))
-    column = 0
-    for row, o in enumerate(objectives):
-        width = len(o.parts) or 1
-        composition[row, column : column + width] = 1.0 / width
-        column += width
+    composition = mean_composition([len(o.parts) or 1 for o in objectives])
     metrics = [t.user_attrs.get("metrics", {}) for t in done]
     if not done or any(name not in m for m in metrics for name in names):
         return None
