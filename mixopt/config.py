@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from mixopt.errors import ConfigError
+from mixopt.pareto import parse_pick_rule
 from mixopt.space import Group, MixtureSpace, Source
 
 DIRECTIONS = ("minimize", "maximize")
@@ -241,6 +242,9 @@ def validate(config: StudyConfig) -> None:
         config.space().check(config.space().from_dict(config.baseline), tol=1e-6)
     if config.epsilon < 0:
         raise ConfigError(f"epsilon must be >= 0 (got {config.epsilon})")
+    if config.seed < 0:
+        raise ConfigError(f"seed must be >= 0 (got {config.seed}): it seeds numpy's SeedSequence")
+    parse_pick_rule(config.pick, [o.name for o in config.objectives])
 
 
 def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixopt.compat import pool_processes, submitit_job_class
 from mixopt.errors import RunFailed
 from mixopt.registry import Registry
 
@@ -161,8 +162,9 @@ class LocalExecutor(Executor):
     def _recover(self, broken: list[_PoolJob]) -> None:
         """Fail the jobs whose own worker died; re-run the others in a new pool."""
         for pool in {id(job.pool): job.pool for job in broken}.values():
-            if pool._processes is not None:  # not yet shut down: read its workers (pid -> Process) first
-                workers = dict(pool._processes)
+            processes = pool_processes(pool)
+            if processes is not None:  # not yet shut down: read its workers (pid -> Process) first
+                workers = dict(processes)
                 pool.shutdown(wait=True)  # the pool's own thread has terminated and joined every worker
                 self._exit_codes.update({pid: process.exitcode for pid, process in workers.items()})
             if pool is self._pool:
@@ -301,7 +303,7 @@ class SlurmExecutor(Executor):
 
     def reattach(self, job_id):
         """The job of a killed controller: followed through its folder (Slurm: also sacct) until it ends."""
-        job = self._executor()._executor.job_class(folder=Path(self.folder) / "%j", job_id=job_id)
+        job = submitit_job_class(self._executor())(folder=Path(self.folder) / "%j", job_id=job_id)
         if job.paths.result_pickle.exists() or job.paths.submitted_pickle.exists():
             return job
         return None

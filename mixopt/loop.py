@@ -22,6 +22,7 @@ from mixopt.failpoints import failpoint
 from mixopt.runners import RUNNERS
 from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.search import SEARCHERS
+from mixopt.seeding import batch_seed
 from mixopt.study import Study
 
 WAIT_FOR_OTHERS_SECONDS = 1.0
@@ -84,11 +85,13 @@ def output_root(config: StudyConfig, study_name: str) -> Path:
 def propose_batch(study: Study, n: int) -> None:
     """Ask the searcher for ``n`` mixtures at the search fidelity and queue them, rounded to the grid.
 
-    The seed is the study's seed plus its trial count, so a resumed study never replays its proposals.
+    The proposal seed is drawn from the study's seed stream at index = its trial count
+    (:func:`mixopt.seeding.batch_seed`), so a resumed study never replays its proposals and studies
+    with other seeds never replay each other's.
     """
     config = study.config
     searcher = SEARCHERS.create(config.searcher.name, config.searcher.options)
-    seed = config.seed + len(study.trials())
+    seed = batch_seed(config.seed, len(study.trials()))
     proposals = searcher.propose(study.space, study.history(), n, seed=seed)
     failpoint("propose")
     study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name)

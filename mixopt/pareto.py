@@ -27,7 +27,9 @@ Picking rules choose one row (a trial) from the front. Each normalizes the front
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -77,7 +79,7 @@ def hypervolume(values: np.ndarray, directions: Sequence[str], reference: np.nda
 
     Optuna's exact WFG algorithm; its cost grows quickly with the objectives (measured on one core: a
     front of 50 points takes 0.5 s at 6 objectives, milliseconds at 2 to 4)."""
-    from optuna._hypervolume import compute_hypervolume
+    from mixopt.compat import compute_hypervolume
 
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
@@ -205,33 +207,61 @@ def pick_chebyshev(values: np.ndarray, directions: Sequence[str], weights: Seque
     return int(front[order[0]])
 
 
-def pick(
-    values: np.ndarray,
-    directions: Sequence[str],
-    rule: str,
-    names: Sequence[str],
-    baseline_values: np.ndarray | None = None,
-    epsilon: float | Sequence[float] = 0.0,
-) -> int:
-    """Row index chosen by ``rule``: ``knee``, ``best:OBJ`` or ``chebyshev:w1,w2,...``; ``names`` ``(m,)``
-    are the objective names. ``baseline_values`` and ``epsilon`` apply to ``best:OBJ``."""
-    kind, _, argument = rule.partition(":")
+@dataclass(frozen=True)
+class PickRule:
+    """A parsed pick rule: ``kind`` knee, best or chebyshev; ``objective`` (best: its index) and
+    ``weights`` (chebyshev: one per objective). ``text`` is the rule as written."""
+
+    text: str
+    kind: str
+    objective: int | None = None
+    weights: tuple[float, ...] | None = None
+
+
+def parse_pick_rule(rule: str, names: Sequence[str]) -> PickRule:
+    """``knee``, ``best:OBJ`` or ``chebyshev:w1,w2,...`` checked against the objective ``names``; a
+    ``ConfigError`` naming the problem otherwise (so a typo fails when the config loads)."""
+    if isinstance(rule, PickRule):
+        return rule
+    kind, _, argument = str(rule).partition(":")
     usage = "use knee, best:OBJECTIVE or chebyshev:w1,w2,... (one weight per objective)"
     if kind == "knee" and not argument:
-        return pick_knee(values, directions)
+        return PickRule(rule, "knee")
     if kind == "best" and argument:
         if argument not in names:
-            raise ConfigError(f"unknown objective '{argument}' in pick rule '{rule}': this study has {list(names)}")
-        return pick_best_with_no_regression(values, directions, list(names).index(argument), baseline_values, epsilon)
+            hint = difflib.get_close_matches(argument, list(names), n=1)
+            fix = f"did you mean 'best:{hint[0]}'?" if hint else f"this study has {list(names)}"
+            raise ConfigError(f"unknown objective '{argument}' in pick rule '{rule}': {fix}")
+        return PickRule(rule, "best", objective=list(names).index(argument))
     if kind == "chebyshev" and argument:
         try:
-            weights = [float(w) for w in argument.split(",")]
+            weights = tuple(float(w) for w in argument.split(","))
         except ValueError:
             raise ConfigError(f"pick rule '{rule}': weights must be numbers separated by commas") from None
         if len(weights) != len(names):
             raise ConfigError(f"pick rule '{rule}' has {len(weights)} weights: give one per objective {list(names)}")
-        return pick_chebyshev(values, directions, weights)
+        return PickRule(rule, "chebyshev", weights=weights)
     raise ConfigError(f"unknown pick rule '{rule}': {usage}")
+
+
+def pick(
+    values: np.ndarray,
+    directions: Sequence[str],
+    rule: str | PickRule,
+    names: Sequence[str],
+    baseline_values: np.ndarray | None = None,
+    epsilon: float | Sequence[float] = 0.0,
+) -> int:
+    """Row index chosen by ``rule``: ``knee``, ``best:OBJ`` or ``chebyshev:w1,w2,...`` (text or parsed);
+    ``names`` ``(m,)`` are the objective names. ``baseline_values`` and ``epsilon`` apply to ``best:OBJ``."""
+    parsed = parse_pick_rule(rule, names)
+    if parsed.kind == "knee":
+        return pick_knee(values, directions)
+    if parsed.kind == "best":
+        assert parsed.objective is not None
+        return pick_best_with_no_regression(values, directions, parsed.objective, baseline_values, epsilon)
+    assert parsed.weights is not None
+    return pick_chebyshev(values, directions, parsed.weights)
 
 
 def _check_values(values: np.ndarray, directions: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ from mixopt import pareto
 from mixopt.errors import ConfigError
 from mixopt.space import MixtureSpace
 from mixopt.study import Study, weight_column
-from mixopt.surrogates.fitting import fit_surrogates, predict, surrogate_factory
+from mixopt.analysis import fit_surrogates, predict, surrogate_factory
 
 MIN_SURROGATE_TRIALS = 8  # fewer completed trials at a fidelity: no surrogate, a note in the report
 N_CANDIDATES = 2000  # polytope samples screened for the predicted front

@@ -33,6 +33,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from mixopt import pareto
+from mixopt.compat import storage_engine, study_storage
 from mixopt.config import ReuseConfig, load_config
 from mixopt.errors import ConfigError
 from mixopt.space import MixtureSpace
@@ -195,8 +196,9 @@ def open_old_study(reuse: ReuseConfig, directory: Path) -> Study:
 
 
 def _storage_url(study: Study) -> str:
-    storage = study.optuna._storage
-    return str(getattr(getattr(storage, "_backend", storage), "engine").url)  # under Optuna's cache
+    storage = study_storage(study.optuna)
+    engine = storage_engine(storage)
+    return str(engine.url) if engine is not None else repr(storage)  # mixopt opens only RDB URLs
 
 
 def _metric_value(old: Study, trial: FrozenTrial, metric: str) -> float | None:

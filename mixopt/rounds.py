@@ -29,15 +29,18 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from mixopt import pareto
 from mixopt.config import ComponentConfig, FidelityConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.loop import Progress, run_study, run_waiting
 from mixopt.runners import RUNNERS
+from mixopt.recommend import recommend
+from mixopt.search.base import History
+from mixopt.search.designs import prior_mixture
 from mixopt.study import Study
-from mixopt.surrogates.fitting import fit_surrogates, predict, surrogate_factory
+from mixopt.analysis import surrogate_factory
+from mixopt.surrogates.fitting import fit_surrogates, predict
 
-CANDIDATES = 4000
+CANDIDATES = 4000  # recommendation pool per part (see mixopt.recommend.candidate_pool)
 PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
 MERGE_FIDELITY = "seed-merge"  # the evaluation of merged seed checkpoints (0 tokens from the merge)
 
@@ -58,30 +61,35 @@ class Recommendation:
 
 
 def promote(study: Study, round_number: int, seed: int) -> None:
-    """Fit the surrogates and queue the picked mixture as an integration trial of ``round_number``."""
+    """Fit the surrogates (fidelity as a feature) and queue the study's recommendation at the integration
+    fidelity (:func:`mixopt.recommend.recommend`: the pick rule on the predicted front, the no-regression
+    rule) as an integration trial of ``round_number``."""
     config = study.config
     integration = config.fidelities[-1]
     done = [t for t in study.trials((TrialState.COMPLETE,)) if t.user_attrs.get("fidelity") in {f.name for f in config.fidelities}]
     X = np.array([[*study.weights_of(t), float(t.user_attrs["fidelity"] == integration.name)] for t in done])
     Y = np.array([t.values for t in done], dtype=float)
     models = fit_surrogates(X, Y, surrogate_factory(study))
+
+    def at_integration(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return predict(models, np.column_stack([W, np.ones(len(W))]))
+
     space = config.space(integration.name)
-    candidates = space.sample(CANDIDATES, seed=seed)
-    mean, _ = predict(models, np.column_stack([candidates, np.ones(len(candidates))]))
-    front = np.flatnonzero(pareto.non_dominated(mean, config.directions))
-    baseline_values = None
-    if config.baseline is not None:
-        baseline = space.from_dict(config.baseline)
-        baseline_values = predict(models, np.append(baseline, 1.0)[None, :])[0][0]
-    names = [o.name for o in config.objectives]
-    chosen = front[pareto.pick(mean[front], config.directions, config.pick, names, baseline_values, config.epsilon)]
-    weights = space.round(candidates[chosen], config.granularity)
-    shown = front[np.argsort(mean[front, 0])][:PREDICTED_STORED]
+    history = History(X[:, :-1], Y, config.directions, trials=np.array([t.number for t in done]))
+    chosen = recommend(
+        at_integration, space, history, seed=seed, prior=prior_mixture(space, config.searcher.options.get("prior")),
+        rule=config.pick, names=[o.name for o in config.objectives], epsilon=config.epsilon,
+        baseline=space.from_dict(config.baseline) if config.baseline is not None else None,
+        model=f"{config.surrogate.name} surrogate", pool_size=CANDIDATES,
+    )
+    assert chosen.predicted is not None
     study.optuna.set_user_attr("predicted_front", {
         "round": round_number, "fidelity": integration.name,
-        "points": [{"mixture": space.as_dict(candidates[i]), "predicted": mean[i].tolist()} for i in shown],
+        "points": [{"mixture": space.as_dict(w), "predicted": v.tolist()}
+                   for w, v in zip(chosen.front_weights[:PREDICTED_STORED], chosen.front_predicted[:PREDICTED_STORED])],
     })
-    study.enqueue(weights[None, :], integration.name, {"round": round_number, "predicted": mean[chosen].tolist()})
+    weights = space.round(chosen.weights, config.granularity)
+    study.enqueue(weights[None, :], integration.name, {"round": round_number, "predicted": chosen.predicted.tolist()})
 
 
 def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None) -> Recommendation:

@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
 
+from mixopt.compat import study_storage
 from mixopt.config import ScreeningConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.executors import EXECUTORS, Executor
@@ -86,7 +87,7 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
     names = [s.name for s in config.sources]
     arms = screening_mixtures(config.screening, names)
     screen = optuna.create_study(
-        storage=study.optuna._storage, study_name=f"{study.name}-screening",
+        storage=study_storage(study.optuna), study_name=f"{study.name}-screening",
         directions=list(config.directions), load_if_exists=True,
     )
     done = {(t.user_attrs["arm"], t.user_attrs["replicate"]) for t in screen.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}

@@ -450,6 +450,16 @@ def _feasible_rows(space: MixtureSpace, W: np.ndarray, tol: float = FEASIBILITY_
     return ok
 
 
+HIT_AND_RUN_STEPS = 50_000  # most steps one draw of hit-and-run may take after burn-in (about 5 s)
+
+
+def _thinning(n: int, dim: int) -> int:
+    """Hit-and-run steps between kept points: ``10 * dim`` (a batch of 8 in 19 dimensions is then about as
+    spread as independent draws; with dim / 4 it was half as spread), fewer for large draws such as
+    candidate pools, whose points need not be independent, so that a draw stays within the step budget."""
+    return max(10, min(10 * dim, HIT_AND_RUN_STEPS // max(n, 1)))
+
+
 def _hit_and_run(space: MixtureSpace, n: int, seed: int) -> np.ndarray:
     """Hit-and-run samples (botorch) over the free coordinates, shape ``(n, K)``."""
     import torch
@@ -470,7 +480,7 @@ def _hit_and_run(space: MixtureSpace, n: int, seed: int) -> np.ndarray:
             inequality_constraints=(torch.tensor(A, dtype=dt), torch.tensor(b, dtype=dt).unsqueeze(-1)) if len(b) else None,
             equality_constraints=(torch.ones(1, idx.size, dtype=dt), torch.tensor([[1.0 - pinned]], dtype=dt)),
             bounds=torch.tensor(np.stack([space.lower[idx], space.upper[idx]]), dtype=dt),
-            n_burnin=max(500, 10 * idx.size), n_thinning=max(10, idx.size // 4), seed=seed,
+            n_burnin=max(500, 10 * idx.size), n_thinning=_thinning(n, idx.size), seed=seed,
         )
         out[:, idx] = sampler.draw(n).numpy()
     except ValueError:

@@ -30,6 +30,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 import mixopt
+from mixopt.compat import pop_waiting_trial_id, storage_engine, study_id, study_storage
 from mixopt.config import StudyConfig, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
@@ -229,7 +230,7 @@ class Study:
             for _ in range(max(n, 0)):
                 # Optuna's own queue pop (what study.ask does first): atomic across processes, and it
                 # never creates a trial with sampled (off-polytope) params when the queue is empty.
-                trial_id = self.optuna._pop_waiting_trial_id()
+                trial_id = pop_waiting_trial_id(self.optuna)
                 if trial_id is None:
                     break
                 trial = optuna.trial.Trial(self.optuna, trial_id)
@@ -243,11 +244,10 @@ class Study:
     @contextlib.contextmanager
     def _claim_lock(self):
         """Serialize trial claims across controllers: a PostgreSQL advisory lock, or a file lock for SQLite."""
-        storage = self.optuna._storage
-        engine = getattr(getattr(storage, "_backend", storage), "engine", None)  # under Optuna's cache
+        engine = storage_engine(study_storage(self.optuna))
         if engine is not None and engine.dialect.name == "postgresql":
             with engine.connect() as connection, connection.begin():
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (self.optuna._study_id + 0x6D69786F,))
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (study_id(self.optuna) + 0x6D69786F,))
                 yield
         elif engine is not None and engine.dialect.name == "sqlite" and engine.url.database:
             with open(f"{engine.url.database}.lock", "a") as handle:
@@ -317,8 +317,8 @@ class Study:
         self.optuna.tell(number, state=TrialState.FAIL)
 
     def _storage_and_id(self, number: int) -> tuple[optuna.storages.BaseStorage, int]:
-        storage = self.optuna._storage
-        return storage, storage.get_trial_id_from_study_id_trial_number(self.optuna._study_id, number)
+        storage = study_storage(self.optuna)
+        return storage, storage.get_trial_id_from_study_id_trial_number(study_id(self.optuna), number)
 
     def recover_stale(self, adopt: Callable[[optuna.trial.FrozenTrial], bool] | None = None) -> list[int]:
         """Fail RUNNING trials whose controller died (same host, process gone) and re-queue their mixtures.
@@ -371,6 +371,7 @@ class Study:
             weights=weights, values=values, directions=directions, stderr=stderr,
             pending=np.stack(pending_w) if pending_w else np.zeros((0, self.space.dim)),
             parts=history_parts(done, self.config.objectives),
+            trials=np.array([t.number for t in done], dtype=int),
         )
 
     def _pending_weights(self, trial: optuna.trial.FrozenTrial) -> np.ndarray | None:

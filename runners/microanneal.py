@@ -23,66 +23,44 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from mixopt.registry import Registry
 from mixopt.runners.base import Evaluation, RunFailed, Runner, RunSpec
+from mixopt.runners.training import anneal, bf16_supported, block_batches, quiet_libraries, sft_batches
 
-__all__ = ["MicroannealRunner", "anneal", "bf16_supported", "block_batches", "quiet_libraries"]
-
-
-def quiet_libraries() -> None:
-    """No per-file progress bars from transformers and datasets inside runs (the CLI shows progress)."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
+__all__ = ["ASSETS", "Assets", "MicroannealRunner", "anneal", "bf16_supported", "block_batches", "quiet_libraries",
+           "sft_batches"]
 
 
-def bf16_supported() -> bool:
-    """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX)."""
-    import torch
+class Assets(Protocol):
+    """What a run uses where the study names nothing: a base checkpoint, sources by name, task and SFT
+    folders. Each method builds what it returns on first use (safely from several processes at once)."""
 
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    sources: tuple[str, ...]  # the names that ``source`` knows
+
+    def base_model(self) -> Path: ...
+
+    def source(self, name: str) -> Path: ...
+
+    def tasks_dir(self) -> Path: ...
+
+    def sft_dir(self) -> Path: ...
 
 
-def block_batches(blocks: np.ndarray, batch_size: int) -> Iterator[dict]:
-    """Consecutive ``(batch_size, L)`` batches of blocks ``(n, L)`` as causal-LM inputs (labels = inputs)."""
-    import torch
-
-    for start in range(0, len(blocks) - batch_size + 1, batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(blocks[start : start + batch_size])).long()
-        yield {"input_ids": x, "labels": x}
+# The runner's default assets are the offline demo's. The demo sits above the runners (it pretrains its base
+# model with their training loop), so the runner names its provider here, as the other registries do,
+# instead of importing it.
+ASSETS = Registry("assets", {"demo": "mixopt.demo.assets:DemoAssets"})
+DEFAULT_ASSETS = "demo"
 
 
-def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning_rate: float, warmup_steps: int,
-           weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0) -> list[float]:
-    """Train ``model`` for ``steps`` batches with AdamW, linear warmup then linear decay to 0; returns the
-    loss of every step."""
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-
-    from mixopt.runners.microanneal_eval import autocast
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.95), weight_decay=weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
-    model.train()
-    losses = []
-    for _, batch in zip(range(steps), batches):
-        with autocast(bf16):
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach().item())
-    model.eval()
-    return losses
+def default_assets() -> Assets:
+    return ASSETS.create(DEFAULT_ASSETS)
 
 
 @dataclass
@@ -191,7 +169,7 @@ class MicroannealRunner(Runner):
     # -- pieces -------------------------------------------------------------------------------------
     def load_sources(self, spec: RunSpec, tokenizer) -> dict:
         """Every source of the spec, tokenized, packed and split (``PackedSource`` by name)."""
-        from mixopt.demo import cache_dir
+        from mixopt.cache import cache_dir
         from mixopt.runners import microanneal_data as data
 
         key = data.tokenizer_fingerprint(tokenizer)
@@ -204,9 +182,7 @@ class MicroannealRunner(Runner):
     def _checkpoint(self, spec: RunSpec) -> Path:
         path = spec.model or self.model
         if path is None:
-            from mixopt.demo.base import ensure_base
-
-            return ensure_base()
+            return default_assets().base_model()
         if not (Path(path) / "config.json").is_file():
             raise RunFailed(f"fidelity '{spec.fidelity}': no transformers checkpoint (config.json) at {path}")
         return Path(path)
@@ -215,11 +191,10 @@ class MicroannealRunner(Runner):
         paths = spec.source_paths.get(name) or ()
         if paths:
             return tuple(paths)
-        from mixopt.demo.data import SOURCES, ensure_data
-
-        if name not in SOURCES:
+        assets = default_assets()
+        if name not in assets.sources:
             raise RunFailed(f"source '{name}': no paths given and no demo source of that name: set sources[].paths")
-        return (str(ensure_data(check=False).source(name)),)
+        return (str(assets.source(name)),)
 
     def _evaluate(self, model, tokenizer, sources: dict, bf16: bool) -> dict[str, float]:
         from mixopt.runners import microanneal_eval as ev
@@ -240,9 +215,7 @@ class MicroannealRunner(Runner):
         if self.tasks is None:
             return None
         if self.tasks == "demo":
-            from mixopt.demo.data import ensure_data
-
-            return ensure_data(check=False).tasks_dir
+            return default_assets().tasks_dir()
         if not Path(self.tasks).is_dir():
             raise RunFailed(f"runner option tasks: no folder at {self.tasks}")
         return Path(self.tasks)
@@ -252,9 +225,7 @@ class MicroannealRunner(Runner):
         from mixopt.runners import microanneal_eval as ev
 
         if self.sft_data == "demo":
-            from mixopt.demo.data import ensure_data
-
-            folder = ensure_data(check=False).root / "sft"
+            folder = default_assets().sft_dir()
         else:
             folder = Path(self.sft_data)
         train, held = ev.load_items(folder / "train.jsonl"), ev.load_items(folder / "eval.jsonl")
@@ -262,28 +233,3 @@ class MicroannealRunner(Runner):
         anneal(probe, sft_batches(tokenizer, train, self.batch_size, max_length), self.sft_steps,
                self.sft_learning_rate, 0, bf16=bf16)
         return ev.answer_loss(probe, tokenizer, held, self.eval_batch_size, bf16, max_length)
-
-
-def sft_batches(tokenizer, rows: Sequence[dict], batch_size: int, max_length: int) -> Iterator[dict]:
-    """Endless padded batches of ``prompt + answer`` with the loss on answer tokens only."""
-    import torch
-
-    encoded = []
-    for row in rows:
-        prompt = [tokenizer.eos_token_id] + tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
-        answer = tokenizer(row["answer"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids = (prompt + answer)[-max_length:]
-        encoded.append((ids, max(0, len(ids) - len(answer))))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    while True:
-        for start in range(0, len(encoded), batch_size):
-            chunk = encoded[start : start + batch_size]
-            width = max(len(ids) for ids, _ in chunk)
-            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, (ids, n_prompt) in enumerate(chunk):
-                input_ids[r, : len(ids)] = torch.tensor(ids)
-                labels[r, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
-                mask[r, : len(ids)] = 1
-            yield {"input_ids": input_ids, "attention_mask": mask, "labels": labels}

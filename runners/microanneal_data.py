@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixopt.demo.cache import locked, sha256_file
+from mixopt.cache import locked, sha256_file
 from mixopt.errors import RunFailed
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py")

@@ -1,29 +1,28 @@
-"""Surrogates fitted once per objective: how the report and the integration rounds use the registry."""
+"""Surrogates fitted once per objective: a registered surrogate by name, fitted to every column of ``Y``.
+
+The surrogates are the ground floor: nothing here knows a study or its config. The study-aware helpers
+(the surrogate that a study's config names) are in ``mixopt.analysis``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from mixopt.config import ComponentConfig
 
-if TYPE_CHECKING:
-    from mixopt.study import Study
-
-
-def make_surrogate(component: ComponentConfig | None = None):
-    """A fresh surrogate (``fit(X, y)``, ``predict(X, return_std=True)``) from the registry: the study
-    config's ``surrogate`` where given, else the default."""
+def make_surrogate(name: str | None = None, options: dict[str, Any] | None = None):
+    """A fresh surrogate (``fit(X, y)``, ``predict(X, return_std=True)``) from the registry: ``name`` with
+    ``options`` where given, else the default."""
     from mixopt.surrogates import DEFAULT_SURROGATE, SURROGATES
 
-    component = component or ComponentConfig(DEFAULT_SURROGATE)
-    return SURROGATES.create(component.name, component.options)
+    return SURROGATES.create(name or DEFAULT_SURROGATE, options)
 
 
-def surrogate_factory(study: Study):
-    """Makes the surrogate the study's config names (fitted once per objective)."""
-    return lambda: make_surrogate(study.config.surrogate)
+def surrogate_factory(study: Any):
+    """Deprecated here, kept only for ``mixopt/rounds.py`` until it imports ``mixopt.analysis.surrogate_factory``
+    (the same function). Reads ``study.config.surrogate`` by attribute, so it imports no study code."""
+    return lambda: make_surrogate(study.config.surrogate.name, study.config.surrogate.options)
 
 
 def fit_surrogates(X: np.ndarray, Y: np.ndarray, factory=None) -> list:

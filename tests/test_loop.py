@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from mixopt.config import load_config
 from mixopt.errors import RunFailed
+from mixopt.seeding import batch_seed
 from mixopt.loop import Progress, propose_batch, run_study
 from mixopt.runners import RUNNERS
 from mixopt.study import Study
@@ -59,15 +60,26 @@ def test_an_objective_averaging_parts_runs_with_the_composite_botorch_searcher(t
     np.testing.assert_allclose(history.parts.values @ history.parts.composition.T, history.values)
 
 
-def test_proposals_are_seeded_by_config_seed_plus_trial_count(tmp_path: Path):
+def test_proposals_are_seeded_from_the_config_seed_stream_at_the_trial_count(tmp_path: Path):
     study = open_study(tmp_path, {"seed": 11})
     space, granularity = study.space, study.config.granularity
     propose_batch(study, 3)
-    np.testing.assert_allclose(study.history().pending, space.round(space.sample(3, seed=11), granularity))
+    np.testing.assert_allclose(study.history().pending, space.round(space.sample(3, seed=batch_seed(11, 0)), granularity))
     propose_batch(study, 2)  # three trials exist now: the seed moves on, nothing is replayed
     waiting = study.history().pending
-    np.testing.assert_allclose(waiting[3:], space.round(space.sample(2, seed=14), granularity))
+    np.testing.assert_allclose(waiting[3:], space.round(space.sample(2, seed=batch_seed(11, 3)), granularity))
     assert len(np.unique(waiting.round(6), axis=0)) == 5
+
+
+def test_studies_whose_seeds_differ_by_a_batch_size_do_not_replay_each_other(tmp_path: Path):
+    """With seed + trial count, seed 3's first batch was seed 0's second (batches of 3)."""
+    first = open_study(tmp_path / "a", {"seed": 0})
+    other = open_study(tmp_path / "b", {"seed": 3})
+    propose_batch(first, 3)
+    propose_batch(first, 3)
+    propose_batch(other, 3)
+    seen = {tuple(w) for w in first.history().pending.round(6)}
+    assert not seen & {tuple(w) for w in other.history().pending.round(6)}
 
 
 def test_a_resumed_study_keeps_its_results_and_does_not_replay_proposals(tmp_path: Path):

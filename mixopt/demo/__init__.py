@@ -2,16 +2,7 @@
 
 ``mixopt demo data`` builds the sources and tasks (``data.ensure_data``); ``mixopt demo base`` trains the
 byte-level BPE tokenizer and the base checkpoint (``base.ensure_base``). Both are cached under
-``cache_dir()`` (``$MIXOPT_CACHE``, default ``~/.cache/mixopt``) with sha256 checksums in a manifest, and
-both are built on first use by the microanneal runner, so ``mixopt study run`` works on a fresh machine.
+``mixopt.cache.cache_dir()`` (``$MIXOPT_CACHE``, default ``~/.cache/mixopt``) with sha256 checksums in a
+manifest, and both are built on first use by the microanneal runner (through ``assets.DemoAssets``, the
+runner's default assets), so ``mixopt study run`` works on a fresh machine.
 """
-
-from __future__ import annotations
-
-import os
-from pathlib import Path
-
-
-def cache_dir() -> Path:
-    """Root of mixopt's cache: ``$MIXOPT_CACHE`` or ``~/.cache/mixopt``."""
-    return Path(os.environ.get("MIXOPT_CACHE") or Path.home() / ".cache" / "mixopt").expanduser()

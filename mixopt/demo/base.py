@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixopt.demo import cache_dir
-from mixopt.demo.cache import build_once, verify
+from mixopt.cache import build_once, cache_dir, verify
 from mixopt.demo.data import ensure_data
 
 VERSION = "v1"
@@ -66,7 +65,8 @@ def _build(root: Path, threads: int) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from mixopt.runners import microanneal_data as data
-    from mixopt.runners.microanneal import MicroannealRunner, anneal, bf16_supported, block_batches, quiet_libraries
+    from mixopt.runners.microanneal import MicroannealRunner
+    from mixopt.runners.training import anneal, bf16_supported, block_batches, quiet_libraries
 
     torch.set_num_threads(threads)
     quiet_libraries()

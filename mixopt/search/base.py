@@ -1,5 +1,6 @@
-"""The searcher contract: ``Searcher.propose(space, history, n, seed=...) -> (n, K) array`` and
-``Searcher.recommend(space, history, seed=...) -> (K,)``, the mixture it would train for real.
+"""The searcher contract: ``Searcher.propose(space, history, n, seed=...) -> (n, K) array`` and, for a
+searcher that keeps a model, ``Searcher.predictor(space, history, seed=...)``: its posterior, from which
+:mod:`mixopt.recommend` chooses the mixture to train for real.
 
 A searcher is a pure function of the history (no hidden state), so a resumed study needs nothing
 but its storage. Constructors store (and may check) their options and keep no other state; every
@@ -9,6 +10,7 @@ searcher takes ``outcome_constraint`` (see :mod:`mixopt.search.outcome`).
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +51,8 @@ class History:
 
     ``weights`` ``(n, K)``; ``values`` ``(n, m)`` objective values as measured; ``stderr`` ``(n, m)`` or
     None; ``pending`` ``(p, K)`` mixtures proposed but not yet measured; ``directions`` per objective;
-    ``parts`` the metrics that objectives average, when every evaluation reported them (else None).
+    ``parts`` the metrics that objectives average, when every evaluation reported them (else None);
+    ``trials`` ``(n,)`` the study's trial numbers of the rows, where the history comes from a study.
     """
 
     weights: np.ndarray
@@ -58,6 +61,7 @@ class History:
     stderr: np.ndarray | None = None
     pending: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     parts: Parts | None = None
+    trials: np.ndarray | None = None
 
     @classmethod
     def empty(cls, dim: int, directions: tuple[str, ...]) -> History:
@@ -77,6 +81,10 @@ class History:
         return self.values * self.signs
 
 
+# Predicted (mean, sd) of each objective, in the objective's own units, at mixtures W (n, K) -> (n, m) each.
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 def scalarize(maximized: np.ndarray) -> np.ndarray:
     """Equal-weight sum of per-objective z-scores of ``maximized`` ``(n, m)`` -> ``(n,)``, larger is better."""
     spread = maximized.std(axis=0)
@@ -84,6 +92,8 @@ def scalarize(maximized: np.ndarray) -> np.ndarray:
 
 
 class Searcher(abc.ABC):
+    prior: dict[str, float] | None = None  # the natural distribution, where the searcher takes one
+
     def __init__(self, outcome_constraint: dict | None = None) -> None:
         self.outcome_constraint = OutcomeConstraint.parse(outcome_constraint)
 
@@ -91,14 +101,22 @@ class Searcher(abc.ABC):
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
         """``n`` feasible mixtures, shape ``(n, K)``, deterministic for a given history and seed."""
 
-    def recommend(self, space: MixtureSpace, history: History, *, seed: int) -> np.ndarray:
-        """The mixture to train for real, shape ``(K,)``: by default the best measured one on the
-        equal-weight scalarization, among those that meet the outcome constraint when any does."""
-        if len(history) == 0:
-            return space.sample(1, seed=seed)[0]
-        score = scalarize(history.maximized)
-        if self.outcome_constraint is not None:
-            meets = self.outcome_constraint.met(space, history, history.maximized)
-            if meets is not None and meets.any():
-                score = np.where(meets, score, -np.inf)
-        return history.weights[int(np.argmax(score))]
+    def predictor(self, space: MixtureSpace, history: History, *, seed: int) -> Predictor | None:
+        """The searcher's model of ``history`` as a :data:`Predictor`, or None for a model-free searcher
+        (the recommendation then fits its own). Deterministic for a given history and seed."""
+        return None
+
+
+def believed_order(mean: np.ndarray, k: int) -> np.ndarray:
+    """Indices of up to ``k`` rows of the maximized means ``(n, m)``, best first: with one objective by
+    mean; with several, points spread along the non-dominated front (sorted by the first objective),
+    then the rest by the equal-weight scalarization."""
+    from mixopt.pareto import non_dominated
+
+    ranked = np.argsort(-scalarize(mean), kind="stable")
+    if mean.shape[1] > 1:
+        front = np.flatnonzero(non_dominated(mean, ("maximize",) * mean.shape[1]))
+        front = front[np.argsort(mean[front, 0], kind="stable")]
+        spread = front[np.unique(np.linspace(0, len(front) - 1, min(k, len(front))).round().astype(int))]
+        ranked = np.concatenate([spread, ranked[~np.isin(ranked, spread)]])
+    return ranked[:k]

@@ -15,7 +15,8 @@
   best (several objectives: spread along the believed front).
 - Initial design: the prior mixture, then uniform samples of the polytope interleaved with
   sparse-to-dense Dirichlet draws around the prior (``uniform_share`` of them uniform).
-- Recommendation: the average of the ``recommend_top`` best mixtures of a large pool by posterior mean.
+- Predictor (for :mod:`mixopt.recommend`): the posterior mean and standard deviation of each objective
+  (with parts: their composition, the parts' posteriors being independent given the data).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from mixopt.errors import ConfigError
-from mixopt.search.base import History, Searcher, scalarize
+from mixopt.search.base import History, Searcher, believed_order
 from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
 from mixopt.space import MixtureSpace
 
@@ -48,12 +49,14 @@ DISCRETE_BATCH = 2048  # candidates scored at once by optimize_acqf_discrete (it
 class BoTorchSearcher(Searcher):
     """Options: ``n_init`` (design points before the first model), ``prior`` ({source: weight}, the
     natural distribution; default token shares or uniform), ``pool_size`` (candidates screened per
-    proposal), ``continuous_max_sources``, ``mc_samples``, ``recommend_top``, ``uniform_share`` (of the
+    proposal), ``continuous_max_sources``, ``mc_samples``, ``uniform_share`` (of the
     design and the candidate pool drawn uniformly from the polytope, the rest around the prior), ``threads``,
     ``outcome_constraint``, ``composite`` (model the parts of objectives that average measured metrics, when
-    the history has them; default True). With one objective: ``local_share`` (of each batch drawn around the
-    recommended mixture instead of chosen by qLogNEI) and ``recommend_surrogate`` (a surrogate name, e.g.
-    ``ensemble``, that picks the recommendation instead of the GP); both off by default, see
+    the history has them; default True) and ``composite_max_runs`` (beyond this many measured runs, model
+    the objectives instead of their parts: the part-by-part fit and acquisition grow about as n^2 and took
+    minutes at a few hundred runs; default 128, see BENCHMARKS.md). With one objective: ``local_share`` (of
+    each batch drawn around the recommended mixture instead of chosen by qLogNEI) and ``recommend_surrogate`` (a surrogate name, e.g.
+    ``ensemble``, whose predictions the recommendation uses instead of the GP's); both off by default, see
     BENCHMARKS.md for where they help."""
 
     def __init__(
@@ -63,12 +66,12 @@ class BoTorchSearcher(Searcher):
         pool_size: int = 1024,
         continuous_max_sources: int = 4,
         mc_samples: int = 64,
-        recommend_top: int = 20,
         uniform_share: float = 0.5,
         threads: int = 1,
         local_share: float = 0.0,
         recommend_surrogate: str | None = None,
         composite: bool = True,
+        composite_max_runs: int = 128,
         outcome_constraint: dict | None = None,
     ) -> None:
         super().__init__(outcome_constraint)
@@ -77,7 +80,6 @@ class BoTorchSearcher(Searcher):
         self.pool_size = pool_size
         self.continuous_max_sources = continuous_max_sources
         self.mc_samples = mc_samples
-        self.recommend_top = recommend_top
         self.uniform_share = uniform_share
         self.threads = threads
         if not 0.0 <= local_share <= 1.0:
@@ -89,6 +91,7 @@ class BoTorchSearcher(Searcher):
             SURROGATES.load(recommend_surrogate)  # an unknown name fails here, before any run
         self.recommend_surrogate = recommend_surrogate
         self.composite = composite
+        self.composite_max_runs = composite_max_runs
 
     # -- the contract --------------------------------------------------------------------------
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
@@ -97,7 +100,7 @@ class BoTorchSearcher(Searcher):
             return self._design(space, history, center, n, seed)
         with _seeded(seed, self.threads):
             free = _free(space)
-            model = fit_model(space, history, self.composite)
+            model = fit_model(space, history, self._composite(history))
             local = self._local_draws(space, history, model, n, seed)
             if len(local) == n:
                 return local
@@ -109,45 +112,44 @@ class BoTorchSearcher(Searcher):
                 X = self._optimize_discrete(space, history, model, acq, center, n, seed)
         return np.vstack([local, _complete(space, X)])
 
-    def recommend(self, space: MixtureSpace, history: History, *, seed: int) -> np.ndarray:
+    def predictor(self, space: MixtureSpace, history: History, *, seed: int):
+        """The GP posterior of each objective (or, with ``recommend_surrogate`` and one objective, that
+        surrogate's prediction); None before two runs are measured."""
         if len(history) < 2:
-            return super().recommend(space, history, seed=seed)
-        with _seeded(seed, self.threads):
-            return self._recommend(space, history, seed, surrogate=self.recommend_surrogate)
-
-    def _recommend(self, space: MixtureSpace, history: History, seed: int, model=None, surrogate: str | None = None) -> np.ndarray:
-        """The average of the ``recommend_top`` best mixtures of a large pool ``(K,)`` by the GP's posterior
-        mean (``model``, fitted here if None), or with one objective by ``surrogate``'s prediction."""
-        model = fit_model(space, history, self.composite) if model is None else model
-        center = prior_mixture(space, self.prior)
-        pool = np.vstack([
-            self._spread(space, center, 4 * self.pool_size, seed),
-            local_design(space, _best_believed(space, history, model, 8), 4 * self.pool_size, seed + 1, LOCAL_CONCENTRATION),
-            history.weights,
-        ])
-        if surrogate is not None and len(history.directions) == 1:
+            return None
+        if self.recommend_surrogate is not None and len(history.directions) == 1:
             from mixopt.surrogates import SURROGATES
 
-            mean = SURROGATES.create(surrogate).fit(history.weights, history.maximized[:, 0]).predict(pool)[:, None]
-        else:
-            mean = model.mean(space, pool)
-        score = scalarize(mean)
-        floor = self._thresholds(space, history, model)
-        if floor is not None:
-            meets = np.all(mean >= floor, axis=1)
-            if meets.any():
-                score = np.where(meets, score, -np.inf)
-        top = np.argsort(-score)[: self.recommend_top]
-        return pool[top].mean(axis=0)
+            surrogate = SURROGATES.create(self.recommend_surrogate).fit(history.weights, history.values[:, 0])
+
+            def predict_surrogate(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                mean, sd = surrogate.predict(W, return_std=True)
+                return mean[:, None], sd[:, None]
+
+            return predict_surrogate
+        with _seeded(seed, self.threads):
+            model = fit_model(space, history, self._composite(history))
+        return lambda W: model.predict(space, W, history.signs)
+
+    def _composite(self, history: History) -> bool:
+        """Whether to model the parts of ``history`` (when it has them) rather than its objectives."""
+        return self.composite and len(history) <= self.composite_max_runs
 
     # -- pieces ----------------------------------------------------------------------------------
     def _local_draws(self, space: MixtureSpace, history: History, model, n: int, seed: int) -> np.ndarray:
         """With one objective, ``local_share`` of the batch ``(n_local, K)``: Dirichlet draws around the
         mixture the GP recommends now (a space-filling trust region for the regression); else none."""
+        from mixopt.recommend import recommend
+
         n_local = int(round(self.local_share * n)) if len(history.directions) == 1 else 0
         if n_local == 0:
             return np.zeros((0, space.dim))
-        centre = self._recommend(space, history, seed, model)
+        if self.recommend_surrogate is not None:
+            predict = self.predictor(space, history, seed=seed)
+        else:
+            def predict(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return model.predict(space, W, history.signs)
+        centre = recommend(predict, space, history, seed=seed, prior=prior_mixture(space, self.prior)).weights
         return local_design(space, centre[None], n_local, seed + 2, LOCAL_CONCENTRATION)
 
     def _design(self, space: MixtureSpace, history: History, center: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -280,6 +282,22 @@ class FittedModel:
             outputs = torch.cat([self.gp.posterior(chunk).mean for chunk in X.split(4096)]).numpy()
         return outputs if self.composition is None else outputs @ self.composition.T
 
+    def predict(self, space: MixtureSpace, W: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and sd of the objectives in their own units (``signs`` ``(m,)``: +1 maximize,
+        -1 minimize) at ``W`` ``(n, K)`` -> ``(n, m)`` each. Parts are independent outputs given the data, so
+        the variance of their composition is ``variances @ composition**2``."""
+        X = _tensor(W[:, _free(space)])
+        means, variances = [], []
+        with torch.no_grad():
+            for chunk in X.split(4096):
+                posterior = self.gp.posterior(chunk)
+                means.append(posterior.mean)
+                variances.append(posterior.variance)
+        mean, variance = torch.cat(means).numpy(), torch.cat(variances).numpy()
+        if self.composition is not None:
+            mean, variance = mean @ self.composition.T, variance @ (self.composition**2).T
+        return mean * signs, np.sqrt(np.maximum(variance, 0.0))
+
 
 def fit_model(space: MixtureSpace, history: History, composite: bool = True) -> FittedModel:
     """GPs on the free weights fitted by marginal likelihood: with ``composite`` and measured parts, one
@@ -315,25 +333,8 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True) -> 
 
 
 def _best_believed(space: MixtureSpace, history: History, model, k: int) -> np.ndarray:
-    """Up to ``k`` measured mixtures ``(k, K)`` the model believes best: with one objective, the best
-    posterior means; with several, points spread along the believed front (sorted by the first
-    objective), then the best scalarized means."""
+    """Up to ``k`` measured mixtures ``(k, K)`` the model believes best (:func:`believed_order`)."""
     return history.weights[believed_order(model.mean(space, history.weights), k)]
-
-
-def believed_order(mean: np.ndarray, k: int) -> np.ndarray:
-    """Indices of up to ``k`` rows of the maximized means ``(n, m)``, best first: with one objective by
-    mean; with several, points spread along the non-dominated front (sorted by the first objective),
-    then the rest by the equal-weight scalarization."""
-    from botorch.utils.multi_objective.pareto import is_non_dominated
-
-    ranked = np.argsort(-scalarize(mean))
-    if mean.shape[1] > 1:
-        front = np.flatnonzero(is_non_dominated(_tensor(mean), deduplicate=False).numpy())
-        front = front[np.argsort(mean[front, 0])]
-        spread = front[np.unique(np.linspace(0, len(front) - 1, min(k, len(front))).round().astype(int))]
-        ranked = np.concatenate([spread, ranked[~np.isin(ranked, spread)]])
-    return ranked[:k]
 
 
 def _with_pending(history: History, extra: list[np.ndarray]) -> History:

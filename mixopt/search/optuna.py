@@ -19,6 +19,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from mixopt.compat import nsga2_generation_key
 from mixopt.search.base import History, Searcher
 from mixopt.space import MixtureSpace
 
@@ -204,4 +205,4 @@ class NSGA2Searcher(OptunaSearcher):
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population_size)
 
     def system_attrs(self, index: int) -> dict:
-        return {optuna.samplers.NSGAIISampler._get_generation_key(): index // self.population_size}
+        return {nsga2_generation_key(): index // self.population_size}

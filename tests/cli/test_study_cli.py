@@ -131,6 +131,58 @@ def test_status_and_exports_of_the_finished_study(finished_study):
     assert exported["olmo-core"] == exported["olmo-cookbook"] == exported["plain"]
 
 
+@pytest.mark.slow
+def test_export_without_a_pick_is_the_recommendation(finished_study):
+    """`mixopt study export` with no pick, `study run`'s export and `study status` all hand out the one
+    recommendation (``mixopt.recommend.recommend_search``, the function the search benchmark scores)."""
+    from mixopt import recommend as recommend_module
+    from mixopt.study import Study
+
+    folder, run_result = finished_study[0], finished_study[1]
+    assert "recommended mixture (" in run_result.stdout and "nearest measured run: trial" in run_result.stdout
+    result = run_mixopt("study", "export", "study.yaml", "-o", "recommended.yaml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    text = (folder / "recommended.yaml").read_text()
+    assert "# recommended_by: GaussianProcess per objective, pick knee" in text and "# nearest_trial: " in text
+    assert (folder / "exports" / "synthetic.yaml").read_text().split("\n", 3)[3] == text.split("\n", 3)[3]
+
+    config = load_config(folder / "study.yaml")
+    study = Study.load(config.storage_url, config.name)
+    recommendation = recommend_module.recommend_study(study)
+    ratios = {s["source_name"]: float(s["target_ratio"]) for s in yaml.safe_load(text)["source_list"]["sources"]}
+    expected = study.space.round(recommendation.weights, config.granularity)
+    np.testing.assert_allclose([ratios[s] for s in study.space.names], expected, atol=1e-12)
+    assert config.space("integration").is_feasible(expected, tol=1e-9)
+    status = json.loads(run_mixopt("study", "status", "study.yaml", "-f", "json", cwd=folder).stdout)
+    np.testing.assert_allclose([status["recommendation"]["mixture"][s] for s in study.space.names],
+                               recommendation.weights)
+    assert set(status["recommendation"]["predicted"]) == {"math", "code", "qa"}
+
+
+def test_the_cli_recommendation_goes_through_recommend_search(tmp_path, monkeypatch):
+    """The study's recommendation is ``recommend_search`` on its searcher, history and export polytope."""
+    from mixopt import recommend as recommend_module
+    from mixopt.loop import run_study
+    from mixopt.study import Study
+
+    config = load_config(write_study(tmp_path, {"n_trials": 6, "batch_size": 3, "executor": "serial",
+                                                "searcher": "random"}))
+    study = Study.open(config)
+    run_study(study)
+    original, calls = recommend_module.recommend_search, []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(recommend_module, "recommend_search", spy)
+    first = recommend_module.recommend_study(study)
+    assert len(calls) == 1 and calls[0]["within"].token_budget == config.space("integration").token_budget
+    np.testing.assert_array_equal(first.weights, recommend_module.recommend_study(study).weights)  # deterministic
+    assert config.space("integration").is_feasible(first.weights, tol=1e-9)
+    assert first.predicted is not None and first.nearest_trial in {t.number for t in study.trials()}
+
+
 # -- SIGKILL mid-study, then resume -------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_killed_study_resumes_to_exactly_its_trial_count_losing_nothing(tmp_path: Path):

@@ -12,8 +12,10 @@ from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.objective import LinearMCObjective
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
 
-from mixopt.search.base import History, Searcher
-from mixopt.search.botorch import BoTorchSearcher, believed_order, fit_model
+from mixopt.recommend import recommend_search
+from mixopt.search.base import History
+from mixopt.search.base import believed_order
+from mixopt.search.botorch import BoTorchSearcher, fit_model
 from mixopt.space import Group, MixtureSpace, Source
 from tests.search.conftest import composite_history, domain_losses, toy_history
 
@@ -62,9 +64,9 @@ def test_recommendation_comes_from_the_model_not_the_noisiest_lucky_draw():
     lucky = np.argmax(((W - optimum) ** 2).sum(axis=1))
     values[lucky] = values.min() - 0.01  # the worst mixture reads, once, as the best
     history = History(W, values, ("minimize",))
-    recommended = BoTorchSearcher(pool_size=512).recommend(space, history, seed=0)
+    recommended = recommend_search(BoTorchSearcher(pool_size=512), space, history, seed=0).weights
     assert space.is_feasible(recommended)
-    assert np.allclose(Searcher.recommend(BoTorchSearcher(), space, history, seed=0), W[lucky])  # best observed
+    assert np.argmin(values[:, 0]) == lucky  # the best observed run
     assert ((recommended - optimum) ** 2).sum() < ((W[lucky] - optimum) ** 2).sum() / 4
 
 
@@ -108,7 +110,7 @@ def test_local_share_draws_the_batch_around_the_recommended_mixture():
     history = toy_history(SPACE, 16, seed=4)
     searcher = BoTorchSearcher(n_init=4, pool_size=256, mc_samples=16, continuous_max_sources=0, local_share=1.0)
     batch = searcher.propose(SPACE, history, 6, seed=5)
-    centre = BoTorchSearcher(n_init=4, pool_size=256).recommend(SPACE, history, seed=5)
+    centre = recommend_search(BoTorchSearcher(n_init=4, pool_size=256), SPACE, history, seed=5).weights
     assert all(SPACE.is_feasible(w, tol=1e-7) for w in batch)
     spread_draws = SPACE.sample(200, seed=0)
     assert np.abs(batch - centre).sum(axis=1).mean() < np.abs(spread_draws - centre).sum(axis=1).mean() / 2
@@ -125,8 +127,8 @@ def test_recommend_surrogate_picks_the_recommendation():
     W = space.sample(60, seed=0)
     values = ((W - optimum) ** 2).sum(axis=1, keepdims=True) + np.random.default_rng(0).normal(0, 0.002, (60, 1))
     history = History(W, values, ("minimize",))
-    by_trees = BoTorchSearcher(pool_size=512, recommend_surrogate="gbm").recommend(space, history, seed=0)
-    by_gp = BoTorchSearcher(pool_size=512).recommend(space, history, seed=0)
+    by_trees = recommend_search(BoTorchSearcher(pool_size=512, recommend_surrogate="gbm"), space, history, seed=0).weights
+    by_gp = recommend_search(BoTorchSearcher(pool_size=512), space, history, seed=0).weights
     assert space.is_feasible(by_trees)
     assert not np.allclose(by_trees, by_gp)
     assert ((by_trees - optimum) ** 2).sum() < ((W - optimum) ** 2).sum(axis=1).mean() / 4
@@ -171,7 +173,8 @@ def test_parts_give_a_better_recommendation_than_their_mean_alone():
     for seed in range(4):
         history = composite_history(space, 40, seed=seed)
         for composite in regret:
-            w = BoTorchSearcher(pool_size=256, composite=composite).recommend(space, history, seed=seed)
+            searcher = BoTorchSearcher(pool_size=256, composite=composite)
+            w = recommend_search(searcher, space, history, seed=seed, pool_size=1024).weights
             assert space.is_feasible(w)
             regret[composite].append(domain_losses(w[None]).mean() - optimum)
     assert all(c < p for c, p in zip(regret[True], regret[False]))

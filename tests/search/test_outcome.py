@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mixopt.errors import ConfigError
+from mixopt.recommend import recommend_search
 from mixopt.search import SEARCHERS
 from mixopt.search.base import History
 from mixopt.search.outcome import OutcomeConstraint
@@ -55,12 +56,23 @@ def test_thresholds_come_from_the_mean_of_the_baseline_runs():
         OutcomeConstraint.parse({"baseline": BASELINE, "epsilon": [0.1, 0.1, 0.1]}).margins(2)
 
 
-def test_default_recommendation_respects_the_constraint():
+def test_the_recommendation_respects_the_constraint():
+    """Best web loss: unconstrained, nearly all web (math loss 2.5); under the constraint (math loss at most
+    the baseline's 2.4 + 0.05, by the model), a mixture that keeps math near the baseline's share."""
     history = history_with_baseline()
-    free = SEARCHERS.create("random").recommend(SPACE, history, seed=0)
-    np.testing.assert_allclose(free, [0.9, 0.05, 0.05])  # best on the scalarization, but math loss 2.475
-    constrained = SEARCHERS.create("random", {"outcome_constraint": {"baseline": BASELINE, "epsilon": [0.1, 0.05]}})
-    np.testing.assert_allclose(constrained.recommend(SPACE, history, seed=0), [0.45, 0.35, 0.2])
+
+    def law(w: np.ndarray) -> np.ndarray:  # the history's (web loss, math loss)
+        return 2.0 + 0.5 * (1 - w[:2])
+
+    kwargs = {"seed": 0, "rule": "best:web", "names": ["web", "math"]}
+    free = recommend_search(SEARCHERS.create("random"), SPACE, history, **kwargs)
+    assert law(free.weights)[1] > 2.45
+    option = {"outcome_constraint": {"baseline": BASELINE, "epsilon": [0.1, 0.05]}}
+    constrained = recommend_search(SEARCHERS.create("random", option), SPACE, history, **kwargs)
+    floor = law(np.array([0.6, 0.2, 0.2])) + [0.1, 0.05]
+    assert np.all(constrained.predicted <= floor + 1e-9)
+    assert np.all(law(constrained.weights) <= floor)
+    assert law(constrained.weights)[0] < law(np.array([0.6, 0.2, 0.2]))[0]  # still better on web than the baseline
 
 
 @pytest.mark.parametrize("name", ["botorch", "optuna-tpe"])

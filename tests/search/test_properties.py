@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mixopt.recommend import recommend_search
 from mixopt.search import SEARCHERS
 from tests.search.conftest import composite_history, extend, spaces, toy_history
 
@@ -38,7 +39,7 @@ def check_proposals_are_feasible(name, space, n_objectives, data_seed):
         proposals = searcher.propose(space, history, 3, seed=data_seed)
         assert proposals.shape == (3, space.dim)
         assert_feasible(space, proposals)
-    assert_feasible(space, searcher.recommend(space, history, seed=data_seed)[None])
+    assert_feasible(space, recommend_search(searcher, space, history, seed=data_seed).weights[None])
 
 
 GENERATED = dict(space=spaces(), n_objectives=st.sampled_from([1, 2]), data_seed=st.integers(0, 100))
@@ -69,7 +70,7 @@ def test_proposals_from_a_history_with_parts_meet_every_constraint(name, space, 
     for n_seen in (0, 6):
         history = composite_history(space, n_seen, seed=data_seed)
         assert_feasible(space, searcher.propose(space, history, 3, seed=data_seed))
-    assert_feasible(space, searcher.recommend(space, history, seed=data_seed)[None])
+    assert_feasible(space, recommend_search(searcher, space, history, seed=data_seed).weights[None])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,9 +81,9 @@ def test_proposals_are_deterministic_for_a_seed_and_history(name):
     torch.rand(7), np.random.rand(3)  # whatever the process drew before must not matter
     again = make(name).propose(space, history, 4, seed=11)
     np.testing.assert_array_equal(first, again)
-    recommended = make(name).recommend(space, history, seed=11)
+    recommended = recommend_search(make(name), space, history, seed=11).weights
     torch.rand(5)
-    np.testing.assert_array_equal(recommended, make(name).recommend(space, history, seed=11))
+    np.testing.assert_array_equal(recommended, recommend_search(make(name), space, history, seed=11).weights)
     assert not np.allclose(first, make(name).propose(space, history, 4, seed=12))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mixopt.demo.cache import build_once, verify
+from mixopt.cache import build_once, cache_dir, verify
 from mixopt.errors import ConfigError
 
 
@@ -44,3 +44,10 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         build_once(tmp_path / "thing", broken)
     assert not (tmp_path / "thing").exists()
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXOPT_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("MIXOPT_CACHE")
+    assert cache_dir().parts[-2:] == (".cache", "mixopt")

@@ -1,11 +1,17 @@
-"""Build-once cache folders: built under a file lock into a temporary sibling, renamed into place, and
-described by a ``manifest.json`` holding the sha256 of every file so later uses can verify them."""
+"""mixopt's cache: the folder (``$MIXOPT_CACHE``, default ``~/.cache/mixopt``) and build-once folders in it,
+built under a file lock into a temporary sibling, renamed into place, and described by a ``manifest.json``
+holding the sha256 of every file so later uses can verify them.
+
+The demo's data and base model and the microanneal runner's tokenized sources live here; this module
+imports nothing above the errors, so both can use it.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -14,6 +20,11 @@ from pathlib import Path
 from mixopt.errors import ConfigError
 
 MANIFEST = "manifest.json"
+
+
+def cache_dir() -> Path:
+    """Root of mixopt's cache: ``$MIXOPT_CACHE`` or ``~/.cache/mixopt``."""
+    return Path(os.environ.get("MIXOPT_CACHE") or Path.home() / ".cache" / "mixopt").expanduser()
 
 
 def sha256_file(path: Path) -> str:
