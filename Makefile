@@ -1,10 +1,11 @@
-# Two entry points for a fresh machine: `make run` (the default study) and `make test`.
+# Two entry points for a fresh machine: `make run` (the default study) and `make test`; `make lint` and
+# `make typecheck` run ruff and mypy.
 # torch is installed first, pinned, so that pip takes the CPU build instead of pulling CUDA wheels.
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: setup run test
+.PHONY: setup run test lint typecheck
 
 setup: $(VENV)/.installed
 
@@ -20,3 +21,17 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check mixopt runners surrogates benchmarks tests
+
+# mypy cannot follow setuptools' package-dir mapping, so it checks a tree of links laid out as installed:
+# build/typecheck/mixopt holds mixopt/'s files with runners/ and surrogates/ as mixopt/runners, mixopt/surrogates.
+TYPECHECK = build/typecheck
+typecheck: setup
+	rm -rf $(TYPECHECK)/mixopt && mkdir -p $(TYPECHECK)/mixopt
+	for entry in mixopt/*; do ln -s "$(CURDIR)/$$entry" $(TYPECHECK)/mixopt/; done
+	ln -s "$(CURDIR)/runners" $(TYPECHECK)/mixopt/runners
+	ln -s "$(CURDIR)/surrogates" $(TYPECHECK)/mixopt/surrogates
+	cd $(TYPECHECK) && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" \
+		--python-executable "$(CURDIR)/$(BIN)/python" -p mixopt

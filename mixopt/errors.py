@@ -43,5 +43,5 @@ class OutputError(MixoptError):
             errno.EACCES: f"make {folder} writable (chmod u+w)",
             errno.EPERM: f"make {folder} writable (chmod u+w)",
         }
-        fix = fixes.get(error.errno, f"check {folder}")
+        fix = fixes.get(error.errno or 0, f"check {folder}")  # errno is None for an OSError built by hand
         return cls(f"cannot write {path}: {error.strerror or error}; {fix}, or {elsewhere}")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class Executor(abc.ABC):
                 pending.remove(handle)
                 yield index[id(handle)], outcome(handle)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op by default: only the executors that hold workers override it)
         """Release workers."""
 
 
@@ -161,7 +161,7 @@ class LocalExecutor(Executor):
 
     def _recover(self, broken: list[_PoolJob]) -> None:
         """Fail the jobs whose own worker died; re-run the others in a new pool."""
-        for pool in {id(job.pool): job.pool for job in broken}.values():
+        for pool in {id(job.pool): job.pool for job in broken if job.pool is not None}.values():
             processes = pool_processes(pool)
             if processes is not None:  # not yet shut down: read its workers (pid -> Process) first
                 workers = dict(processes)
@@ -171,7 +171,7 @@ class LocalExecutor(Executor):
                 self._pool = None
         for job in broken:
             pid = int(job.marker.read_text()) if job.marker.exists() else None
-            code = self._exit_codes.get(pid)
+            code = self._exit_codes.get(pid) if pid is not None else None
             if pid is not None and code is not None and code != -signal.SIGTERM:
                 job.failure = RunFailed(f"the worker process running this trial died: {describe_exit(code)} (from "
                                         "os._exit, a crash in native code, or the out-of-memory killer)")
@@ -199,7 +199,7 @@ class _PoolJob:
     item: Any
     marker: Path
     pool: ProcessPoolExecutor | None = None
-    future: Future | None = None
+    future: Future = field(default_factory=Future)  # replaced by the pool's future when submitted
     failure: BaseException | None = None
     restarts: int = 0
 

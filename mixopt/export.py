@@ -62,11 +62,11 @@ def render(
     ratios = grid_decimals(weights, granularity)
     budget = int(space.token_budget) if space.token_budget else None
     if dialect == "plain":
-        body: Any = {s.name: r for s, r in zip(space.sources, ratios)}
+        body: Any = {s.name: r for s, r in zip(space.sources, ratios, strict=True)}
     else:
         name_key, repetition_key, fraction_key, (outer, inner), budget_key = DIALECT_KEYS[dialect]
         sources = []
-        for s, r, upper in zip(space.sources, ratios, space.upper):
+        for s, r, upper in zip(space.sources, ratios, space.upper, strict=True):
             entry: dict[str, Any] = {name_key: s.name, "target_ratio": r, "paths": list(s.paths)}
             if s.max_repetition is not None:
                 entry[repetition_key] = s.max_repetition
@@ -115,7 +115,7 @@ def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity
     trial = trials[number]
     config = study.config
     space = config.space(fidelity or config.fidelities[-1].name)
-    values = dict(zip([o.name for o in config.objectives], trial.values)) if trial.values else {}
+    values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else {}
     provenance = {
         "study": study.name,
         "trial": number,
@@ -136,7 +136,7 @@ def export_recommendation(study: Study, recommendation: Recommendation, dialect:
     predicted = "none (too few runs for a model)"
     if recommendation.predicted is not None and recommendation.predicted_sd is not None:
         predicted = ", ".join(f"{n}={v:.6g} +- {s:.2g}" for n, v, s in
-                              zip(names, recommendation.predicted, recommendation.predicted_sd))
+                              zip(names, recommendation.predicted, recommendation.predicted_sd, strict=True))
     provenance = {
         "study": study.name,
         "recommended_by": f"{recommendation.model}, pick {recommendation.rule}",

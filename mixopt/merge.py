@@ -48,7 +48,7 @@ def merge_checkpoints(checkpoints: Sequence[str | Path], output: str | Path, wei
             if any(t.shape != tensors[0].shape for t in tensors):
                 raise ConfigError(f"tensor {key} has different shapes across checkpoints")
             if tensors[0].is_floating_point():
-                total = sum(w * t.to(torch.float64) for w, t in zip(weights, tensors))
+                total = sum(w * t.to(torch.float64) for w, t in zip(weights, tensors, strict=True))
                 merged[key] = total.to(tensors[0].dtype)
             else:
                 merged[key] = tensors[0]

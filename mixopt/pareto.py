@@ -97,7 +97,7 @@ def hypervolume_history(
     values: np.ndarray,
     directions: Sequence[str],
     reference: np.ndarray | None = None,
-    at: Sequence[int] | None = None,
+    at: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Hypervolume of the rows ``values[: i + 1]`` for each ``i`` in ``at`` (ascending; default every
     row), shape ``(len(at),)``; rows in trial order.
@@ -106,15 +106,15 @@ def hypervolume_history(
     never decreases. It is recomputed only where a row since the previous index joined the front.
     """
     values = np.asarray(values, dtype=float)
-    at = np.arange(len(values)) if at is None else np.asarray(at, dtype=int)
-    history = np.zeros(len(at))
-    if len(values) == 0 or len(at) == 0:
+    rows = np.arange(len(values)) if at is None else np.asarray(at, dtype=int)
+    history = np.zeros(len(rows))
+    if len(values) == 0 or len(rows) == 0:
         return history
-    if np.any(np.diff(at) <= 0) or at[0] < 0 or at[-1] >= len(values):
+    if np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= len(values):
         raise ConfigError(f"hypervolume history indices must ascend within 0..{len(values) - 1}")
     reference = reference_point(values, directions) if reference is None else np.asarray(reference, float)
     current, previous = 0.0, -1
-    for j, i in enumerate(at):
+    for j, i in enumerate(rows):
         if non_dominated(values[: i + 1], directions)[previous + 1 : i + 1].any():
             current = hypervolume(values[: i + 1], directions, reference)
         history[j], previous = current, i
@@ -193,16 +193,15 @@ def pick_best_with_no_regression(
 def pick_chebyshev(values: np.ndarray, directions: Sequence[str], weights: Sequence[float]) -> int:
     """Row index on the front of ``values`` ``(n, m)`` nearest the ideal point in weighted Chebyshev
     distance; ``weights`` ``(m,)`` are non-negative importances (normalized to sum 1)."""
-    weights = np.asarray(weights, dtype=float)
+    w = np.asarray(weights, dtype=float)
     values = np.asarray(values, dtype=float)
     _check_values(values, directions)
-    if weights.shape != (values.shape[1],):
-        raise ConfigError(f"chebyshev needs {values.shape[1]} weights, one per objective (got {weights.size})")
-    if np.any(weights < 0) or not np.all(np.isfinite(weights)) or weights.sum() <= 0:
-        raise ConfigError(f"chebyshev weights must be finite, >= 0 and not all 0 (got {weights.tolist()})")
-    weights = weights / weights.sum()
+    if w.shape != (values.shape[1],):
+        raise ConfigError(f"chebyshev needs {values.shape[1]} weights, one per objective (got {w.size})")
+    if np.any(w < 0) or not np.all(np.isfinite(w)) or w.sum() <= 0:
+        raise ConfigError(f"chebyshev weights must be finite, >= 0 and not all 0 (got {w.tolist()})")
     front = _front_indices(values, directions)
-    scaled = normalized(values[front], directions) * weights
+    scaled = normalized(values[front], directions) * (w / w.sum())
     order = np.lexsort((scaled.sum(axis=1), scaled.max(axis=1)))
     return int(front[order[0]])
 
@@ -218,7 +217,7 @@ class PickRule:
     weights: tuple[float, ...] | None = None
 
 
-def parse_pick_rule(rule: str, names: Sequence[str]) -> PickRule:
+def parse_pick_rule(rule: str | PickRule, names: Sequence[str]) -> PickRule:
     """``knee``, ``best:OBJ`` or ``chebyshev:w1,w2,...`` checked against the objective ``names``; a
     ``ConfigError`` naming the problem otherwise (so a typo fails when the config loads)."""
     if isinstance(rule, PickRule):

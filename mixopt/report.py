@@ -29,10 +29,11 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
 
 from mixopt import pareto
+from mixopt.analysis import fit_surrogates, predict, surrogate_factory
 from mixopt.errors import ConfigError
+from mixopt.recommend import Recommendation, recommend_study
 from mixopt.space import MixtureSpace
 from mixopt.study import Study, weight_column
-from mixopt.analysis import fit_surrogates, predict, surrogate_factory
 
 MIN_SURROGATE_TRIALS = 8  # fewer completed trials at a fidelity: no surrogate, a note in the report
 N_CANDIDATES = 2000  # polytope samples screened for the predicted front
@@ -211,7 +212,7 @@ def parallel_figure(trials: Trials, names: list[str], directions: list[str]) -> 
     on_front = pareto.non_dominated(trials.values, directions).astype(float)
     dimensions = [dict(label="trial", values=trials.numbers)] + [
         dict(label=f"{name} ({'min' if d == 'minimize' else 'max'})", values=trials.values[:, j])
-        for j, (name, d) in enumerate(zip(names, directions))
+        for j, (name, d) in enumerate(zip(names, directions, strict=True))
     ]
     fig = go.Figure(go.Parcoords(
         dimensions=dimensions,
@@ -258,7 +259,7 @@ def history_figure(numbers: np.ndarray, hv_at: np.ndarray, hypervolumes: np.ndar
     m = len(names)
     cols = 2 if m >= 1 else 1
     rows = (m + 1 + cols - 1) // cols
-    titles = ["hypervolume of the observed front"] + [_axis_title(n, d) for n, d in zip(names, directions)]
+    titles = ["hypervolume of the observed front"] + [_axis_title(n, d) for n, d in zip(names, directions, strict=True)]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=0.5 / rows, horizontal_spacing=0.1)
     fig.add_scatter(x=numbers[hv_at], y=hypervolumes, mode="lines+markers", line=dict(shape="hv", color=FRONT),
                     marker=dict(size=4), name="hypervolume", showlegend=False, row=1, col=1)
@@ -435,7 +436,12 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
         figures["mixopt-front-pairs"] = pairs_figure(trials, names, directions, sources, predicted)
     on_front = np.flatnonzero(pareto.non_dominated(trials.values, directions))
     export_fidelity = config.fidelities[-1].name
-    picks = _picks(trials, names, directions, predicted, config.space(export_fidelity))
+    recommendation = None
+    try:
+        recommendation = recommend_study(study)
+    except Exception as exc:  # as for the surrogate: a model that cannot fit degrades the report only
+        notes.append(f"no recommendation ({type(exc).__name__}: {exc})")
+    picks = _picks(trials, names, directions, recommendation, config.space(export_fidelity))
     if not any(p.trial is not None for p in picks):
         notes.append(f"no completed trial fits the repetition caps at the '{export_fidelity}' budget: nothing to export "
                      "by rule (export with --fidelity and a smaller budget, or --trial N)")
@@ -458,25 +464,23 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
     return ReportContent(study.name, names, sources, len(trials.values), figures, picks, notes)
 
 
-def _picks(trials: Trials, names: list[str], directions: list[str], predicted: PredictedFront | None,
+def _picks(trials: Trials, names: list[str], directions: list[str], recommendation: Recommendation | None,
            export_space: MixtureSpace) -> list[Pick]:
-    """The mixtures ``mixopt study export --pick RULE`` would choose: each rule applied to the trials whose
-    mixture fits the export budget's caps (as export does), plus the knee of the predicted front."""
+    """The mixture ``mixopt study export`` hands out (the recommendation, first), then those ``--pick RULE``
+    would choose: each rule applied to the trials whose mixture fits the export budget's caps."""
     fits = np.array([export_space.is_feasible(w, tol=1e-6) for w in trials.weights])
     rules = ["knee"] + [f"best:{n}" for n in names]
     if len(names) > 1:
         rules.append("chebyshev:" + ",".join("1" for _ in names))
     picks = []
+    if recommendation is not None and recommendation.predicted is not None:
+        picks.append(Pick(f"recommended ({recommendation.rule} on the model's front)", None, recommendation.predicted,
+                          recommendation.weights, recommendation.predicted_sd))
     if fits.any():
         rows = np.flatnonzero(fits)
         for rule in rules:
             i = rows[pareto.pick(trials.values[rows], directions, rule, names)]
             picks.append(Pick(rule, int(trials.numbers[i]), trials.values[i], trials.weights[i]))
-    if predicted is not None:
-        usable = np.flatnonzero([export_space.is_feasible(w, tol=1e-6) for w in predicted.weights])
-        if len(usable):
-            i = usable[pareto.pick_knee(predicted.mean[usable], directions)]
-            picks.append(Pick("knee of the predicted front", None, predicted.mean[i], predicted.weights[i], predicted.std[i]))
     return picks
 
 
@@ -539,9 +543,10 @@ def render_html(content: ReportContent, script: str = "plotly.min.js") -> str:
             trial = str(p.trial) if p.trial is not None else "not run"
             mixture = mixture_text(p.weights, content.sources, per_line=len(content.sources), separator="")
             parts.append(f"<tr><td>{esc(p.rule)}</td><td>{trial}</td>{values}<td>{esc(mixture)}</td></tr>")
-        parts.append("</table><p class='caption'>Rules apply to the trials whose mixture fits the repetition caps "
-                     "of the last fidelity's budget, as export does. Export one with <code>mixopt study export "
-                     "--pick RULE</code> (knee, best:OBJECTIVE or chebyshev:w1,w2,...).</p>")
+        parts.append("</table><p class='caption'>The recommended mixture (predicted values, not run) is what "
+                     "<code>mixopt study export</code> writes. The rules below it apply to the measured trials whose "
+                     "mixture fits the repetition caps of the last fidelity's budget; export one with "
+                     "<code>mixopt study export --pick RULE</code> (knee, best:OBJECTIVE or chebyshev:w1,w2,...).</p>")
     for key, title, caption in SECTIONS:
         if key in content.figures:
             body = pio.to_html(content.figures[key], include_plotlyjs=False, full_html=False, div_id=key,

@@ -55,16 +55,16 @@ class SourceMap:
     @property
     def unmapped(self) -> list[str]:
         """Old sources with no counterpart."""
-        return [name for name, row in zip(self.old, self.matrix) if not row.any()]
+        return [name for name, row in zip(self.old, self.matrix, strict=True) if not row.any()]
 
     @property
     def added(self) -> list[str]:
         """New sources that no old source maps to (weight 0 in mapped mixtures)."""
-        return [name for name, column in zip(self.new, self.matrix.T) if not column.any()]
+        return [name for name, column in zip(self.new, self.matrix.T, strict=True) if not column.any()]
 
     def shares(self) -> dict[str, dict[str, float]]:
         """Old source -> {new source: share of its weight} (empty for an unmapped source)."""
-        return {o: {n: float(x) for n, x in zip(self.new, row) if x > 0} for o, row in zip(self.old, self.matrix)}
+        return {o: {n: float(x) for n, x in zip(self.new, row, strict=True) if x > 0} for o, row in zip(self.old, self.matrix, strict=True)}
 
 
 def source_map(old: list[str], new_tokens: dict[str, float | None], rules: dict[str, Any]) -> SourceMap:
@@ -205,7 +205,7 @@ def _metric_value(old: Study, trial: FrozenTrial, metric: str) -> float | None:
     """A trial's value of ``metric``: from its stored metrics, else from the old objective measuring it."""
     value = trial.user_attrs.get("metrics", {}).get(metric)
     if value is None and trial.values is not None:
-        for objective, v in zip(old.config.objectives, trial.values):
+        for objective, v in zip(old.config.objectives, trial.values, strict=True):
             if objective.metric == metric:
                 value = v
     return None if value is None or not np.isfinite(value) else float(value)
@@ -251,7 +251,7 @@ def _observation(study: Study, old: Study, trial: FrozenTrial,
     weights = old.weights_of(trial)
     mixture, lost = map_mixture(mapping, weights, reuse.drop_unmapped_above)
     if mixture is None:
-        used = [n for n, x in zip(old.space.names, weights) if x > 0 and n in mapping.unmapped]
+        used = [n for n, x in zip(old.space.names, weights, strict=True) if x > 0 and n in mapping.unmapped]
         return {"trial": trial.number, "reason": f"weight {lost:.3f} on unmapped {', '.join(used)}",
                 "unmapped": used, "lost": lost}
     values = [_metric_value(old, trial, o.metric) for o in config.objectives]
@@ -296,7 +296,7 @@ def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping:
         if searched:
             front = pareto.non_dominated(np.array([t.values for t in searched], dtype=float), old.config.directions)
             candidates += [(t, f"the Pareto-front mixture of {_provenance(old, t.number)}, mapped")
-                           for t, on_front in zip(searched, front) if on_front and t is not best]
+                           for t, on_front in zip(searched, front, strict=True) if on_front and t is not best]
     queued = [t.user_attrs[PROPOSAL_ATTR] for t in study.trials() if PROPOSAL_ATTR in t.user_attrs]
     chosen: list[np.ndarray] = []
     for trial, label in candidates:

@@ -47,7 +47,7 @@ def screening_mixtures(screening: ScreeningConfig, names: list[str]) -> dict[str
     arms = {BASELINE: anchor}
     for source in candidates:
         arms[source] = (1 - screening.share) * anchor + screening.share * (np.array(names) == source)
-    return {arm: dict(zip(names, w.tolist())) for arm, w in arms.items()}
+    return {arm: dict(zip(names, w.tolist(), strict=True)) for arm, w in arms.items()}
 
 
 def lifts(values: dict[str, np.ndarray], objectives: list[str], directions: tuple[str, ...]) -> list[SourceLift]:
@@ -70,8 +70,8 @@ def lifts(values: dict[str, np.ndarray], objectives: list[str], directions: tupl
         scale = np.where(se > 0, se, np.maximum(np.abs(lift), 1e-12))
         results.append(SourceLift(
             source=arm,
-            lift=dict(zip(objectives, lift.tolist())),
-            stderr=dict(zip(objectives, se.tolist())),
+            lift=dict(zip(objectives, lift.tolist(), strict=True)),
+            stderr=dict(zip(objectives, se.tolist(), strict=True)),
             score=float(np.mean(lift / scale)),
             enters_search=bool(np.any(lift > ENTER_Z * se) if np.any(se > 0) else np.any(lift > 0)),
         ))

@@ -18,9 +18,9 @@ import re
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -187,7 +187,7 @@ class Study:
         upper = np.max([s.upper for s in spaces], axis=0)
         return {
             name: FloatDistribution(float(lo), float(max(hi, lo)))
-            for name, lo, hi in zip(spaces[0].names, lower, upper)
+            for name, lo, hi in zip(spaces[0].names, lower, upper, strict=True)
         }
 
     # -- trials ------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ class Study:
         """Record a completed evaluation. A missing, non-numeric or non-finite objective metric (or standard
         error) raises ``ValueError`` naming it, and nothing is stored: the caller fails the trial instead."""
         values = objective_values(evaluation, self.config.objectives)
-        metrics = {**evaluation.metrics, **{o.metric: v for o, v in zip(self.config.objectives, values)}}
+        metrics = {**evaluation.metrics, **{o.metric: v for o, v in zip(self.config.objectives, values, strict=True)}}
         storage, trial_id = self._storage_and_id(number)
         for key, value in (
             ("metrics", metrics), ("stderr", evaluation.stderr), ("cost", evaluation.cost),
@@ -294,7 +294,7 @@ class Study:
         weights = weights / weights.sum(axis=1, keepdims=True)  # tables round weights (RegMix rows: 1 +- 0.004)
         seen = {_import_identity(self.space.from_dict(t.params), t.values, t.user_attrs.get("fidelity"))
                 for t in self.trials((TrialState.COMPLETE,)) if "imported_from" in t.user_attrs}
-        for w, v in zip(weights, values):
+        for w, v in zip(weights, values, strict=True):
             if not space.is_feasible(w, tol=1e-6) or not np.all(np.isfinite(v)):
                 count.outside += 1
                 continue
@@ -306,7 +306,7 @@ class Study:
             self.optuna.add_trial(optuna.trial.create_trial(
                 params=self.space.as_dict(w), distributions=self.distributions, values=[float(x) for x in v],
                 user_attrs={"fidelity": fidelity, "imported_from": source,
-                            "metrics": {o.metric: float(x) for o, x in zip(self.config.objectives, v)}},
+                            "metrics": {o.metric: float(x) for o, x in zip(self.config.objectives, v, strict=True)}},
             ))
             count.added += 1
         return count
@@ -389,7 +389,7 @@ class Study:
             params = t.params or t.system_attrs.get("fixed_params", {})
             row.update({weight_column(name): params.get(name, np.nan) for name in self.space.names})
             values = t.values if t.values is not None else [np.nan] * len(self.config.objectives)
-            row.update({o.name: v for o, v in zip(self.config.objectives, values)})
+            row.update({o.name: v for o, v in zip(self.config.objectives, values, strict=True)})
             row.update({f"metric:{k}": v for k, v in t.user_attrs.get("metrics", {}).items()})
             row["seconds"] = t.user_attrs.get("cost", {}).get("seconds", np.nan)
             row["fail_reason"] = t.user_attrs.get("fail_reason")

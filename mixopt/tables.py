@@ -154,5 +154,6 @@ def target_values(metrics: pd.DataFrame, column: str | None = None, expression: 
         if column not in metrics.columns:
             raise ConfigError(f"{source}: no column '{column}'; choose one of the metric columns or use --target-expr")
         return numeric_columns(metrics, [column], source)[column].rename(column)
+    assert expression is not None  # exactly one of column and expression, checked above
     selected = expression_columns(list(metrics.columns), expression)
     return numeric_columns(metrics, selected, source).mean(axis=1).rename(expression)

@@ -29,7 +29,7 @@ from pathlib import Path
 from mixopt import export
 from mixopt.errors import ConfigError
 from mixopt.executors import describe_exit
-from mixopt.runners.base import Evaluation, RunFailed, RunSpec, Runner
+from mixopt.runners.base import Evaluation, RunFailed, Runner, RunSpec
 from mixopt.space import MixtureSpace, Source
 
 PLACEHOLDER = re.compile(r"\{(mixture|spec|metrics|output_dir|trial|seed|tokens|fidelity|model)\}")

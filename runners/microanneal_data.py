@@ -67,7 +67,8 @@ def read_documents(name: str, paths: Sequence[str]) -> Iterator[str]:
 def tokenize_documents(documents: Iterator[str], tokenizer) -> np.ndarray:
     """One stream ``(T,)`` of token ids: every document followed by the end-of-text token."""
     eos = tokenizer.eos_token_id
-    pieces, batch = [], []
+    pieces: list[np.ndarray] = []
+    batch: list[str] = []
 
     def flush() -> None:
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
@@ -129,7 +130,7 @@ def allocate_blocks(mixture: dict[str, float], total_blocks: int) -> dict[str, i
     counts = np.floor(exact).astype(int)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: total_blocks - counts.sum()]] += 1
-    return dict(zip(names, counts.tolist()))
+    return dict(zip(names, counts.tolist(), strict=True))
 
 
 def select_blocks(counts: dict[str, int], available: dict[str, int], max_repetition: dict[str, float],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixopt.runners.base import Evaluation, RunSpec, Runner
+from mixopt.runners.base import Evaluation, Runner, RunSpec
 
 INTEGRATION_NOISE_FACTOR = 0.3
 
@@ -126,7 +126,7 @@ class SyntheticRunner(Runner):
         sd = float(noise_sd(law, w, integration)[0])
         observed = mean + np.random.default_rng(spec.seed).normal(0.0, sd, size=mean.shape)
         return Evaluation(
-            metrics={name: float(v) for name, v in zip(self.metrics, observed)},
+            metrics={name: float(v) for name, v in zip(self.metrics, observed, strict=True)},
             stderr={name: sd for name in self.metrics} if self.report_stderr else {},
             cost={"seconds": time.perf_counter() - start, "tokens": float(spec.tokens)},
             runner="synthetic",

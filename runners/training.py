@@ -53,7 +53,7 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
     schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
     model.train()
     losses = []
-    for _, batch in zip(range(steps), batches):
+    for _, batch in zip(range(steps), batches, strict=False):
         with autocast(bf16):
             loss = model(**batch).loss
         loss.backward()

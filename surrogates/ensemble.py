@@ -41,8 +41,8 @@ class Ensemble(Surrogate):
         self.estimators_ = [e.fit(X, y) for e in estimators]
 
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        means, stds = zip(*(e.predict(X, return_std=True) for e in self.estimators_))
-        means, stds = np.column_stack(means), np.column_stack(stds)
+        pairs = [e.predict(X, return_std=True) for e in self.estimators_]
+        means, stds = np.column_stack([m for m, _ in pairs]), np.column_stack([s for _, s in pairs])
         mean = means @ self.weights_ + self.intercept_
         share = self.weights_ / max(self.weights_.sum(), 1e-12)
         variance = (stds**2 + (means - (means @ share)[:, None]) ** 2) @ share * self.weights_.sum() ** 2

@@ -9,7 +9,6 @@ import yaml
 
 from mixopt.config import ComponentConfig, StudyConfig, load_config, parse_config
 from mixopt.errors import ConfigError, InfeasibleSpaceError
-
 from study_helpers import SYNTHETIC_STUDY
 
 MINIMAL = """

@@ -44,7 +44,7 @@ def exact(x: float) -> Decimal:
 def exact_violations(space: MixtureSpace, ratios: dict[str, Decimal]) -> list[str]:
     """Constraints the written decimals break, compared exactly with each bound's shortest decimal (as a user writes it)."""
     out = []
-    for name, lo, hi in zip(space.names, space.lower, space.upper):
+    for name, lo, hi in zip(space.names, space.lower, space.upper, strict=True):
         if not exact(lo) <= ratios[name] <= exact(hi):
             out.append(f"{name}: {ratios[name]} outside [{lo}, {hi}]")
     for group in space.groups:

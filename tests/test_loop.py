@@ -13,11 +13,10 @@ from optuna.trial import TrialState
 
 from mixopt.config import load_config
 from mixopt.errors import RunFailed
-from mixopt.seeding import batch_seed
 from mixopt.loop import Progress, propose_batch, run_study
 from mixopt.runners import RUNNERS
+from mixopt.seeding import batch_seed
 from mixopt.study import Study
-
 from study_helpers import FLAKY_RUNNER, write_study
 
 SERIAL = {"executor": {"name": "serial"}}
@@ -73,6 +72,8 @@ def test_proposals_are_seeded_from_the_config_seed_stream_at_the_trial_count(tmp
 
 def test_studies_whose_seeds_differ_by_a_batch_size_do_not_replay_each_other(tmp_path: Path):
     """With seed + trial count, seed 3's first batch was seed 0's second (batches of 3)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     first = open_study(tmp_path / "a", {"seed": 0})
     other = open_study(tmp_path / "b", {"seed": 3})
     propose_batch(first, 3)

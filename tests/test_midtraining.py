@@ -103,7 +103,7 @@ def test_two_seeds_of_the_recommendation_are_merged_and_evaluated(tmp_path):
     assert merge.state.name == "COMPLETE" and merge.user_attrs["merge_of"] == [t.number for t in seeds]
     assert merge.user_attrs["cost"]["tokens"] == 0 and "train_loss_last" not in merge.user_attrs["metrics"]
     assert merge.values not in [t.values for t in seeds]
-    printed = "  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(["math", "code", "qa"], merge.values))
+    printed = "  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(["math", "code", "qa"], merge.values, strict=True))
     assert printed in result.stdout and "  seed 2    " in result.stdout
     again = mixopt("study", "run", path, "--no-report")
     assert printed in again.stdout and len(runs.get_trials()) == 3

@@ -177,7 +177,9 @@ def test_too_few_trials_for_a_surrogate_is_a_note_not_an_error(tmp_path):
     content = report.build_report(study)
     assert set(content.figures) == {"mixopt-front", "mixopt-front-pairs", "mixopt-composition", "mixopt-history"}
     assert any("only 5 completed trials" in note for note in content.notes)
-    assert [p.rule for p in content.picks] == ["knee", "best:math", "best:code", "best:qa", "chebyshev:1,1,1"]
+    # The recommendation needs only two runs (what `mixopt study export` writes); then the measured picks.
+    assert [p.rule for p in content.picks] == ["recommended (knee on the model's front)", "knee", "best:math",
+                                               "best:code", "best:qa", "chebyshev:1,1,1"]
 
 
 def test_a_study_without_trials_reports_that(tmp_path):
@@ -197,7 +199,7 @@ def test_report_is_one_offline_page_with_every_view(written):
     assert "cdn" not in html.lower() and "https://" not in html.split("<body>")[0]
     for key, _, _ in report.SECTIONS:
         assert f'id="{key}"' in html
-    assert "knee of the predicted front" in html and "not run" in html
+    assert "recommended (knee on the model&#x27;s front)" in html and "not run" in html
     stored = get_plotly_graph_objects(study.optuna._storage.get_study_system_attrs(study.optuna._study_id))
     parity = go.Figure(json.loads(stored["mixopt-parity"]))
     assert {t.legendgroup for t in parity.data if t.legendgroup} == {"microanneal", "integration"}

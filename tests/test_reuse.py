@@ -16,7 +16,6 @@ from mixopt.loop import run_study
 from mixopt.reuse import apply_reuse, fit_to_space, map_mixture, source_map
 from mixopt.space import MixtureSpace, Source
 from mixopt.study import Study
-
 from study_helpers import run_mixopt
 
 OLD_SOURCES = ["web", "code", "math", "books"]

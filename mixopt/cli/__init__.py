@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -32,10 +31,10 @@ app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
 
 @app.command(epilog="Example: mixopt screen studies/default/study.yaml --replicates 3")
 def screen(
-    config: Optional[Path] = study.ConfigArg,
-    storage: Optional[str] = study.StorageOpt,
-    study_name: Optional[str] = study.NameOpt,
-    replicates: Optional[int] = typer.Option(None, "--replicates", min=1, help="runs per arm (default: the config's)"),
+    config: Path | None = study.ConfigArg,
+    storage: str | None = study.StorageOpt,
+    study_name: str | None = study.NameOpt,
+    replicates: int | None = typer.Option(None, "--replicates", min=1, help="runs per arm (default: the config's)"),
 ) -> None:
     """Screen candidate sources: each on top of the anchor mixture against the anchor alone."""
     from mixopt.screen import run_screening

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,10 +11,10 @@ from mixopt.report import PNG_SKIPPED, write_report
 
 
 def report(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
-    output: Optional[Path] = typer.Option(
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
+    output: Path | None = typer.Option(
         None, "-o", "--output", help="HTML file to write (default: report/<study>.html beside the config)"
     ),
     open_: bool = typer.Option(False, "--open", help="open the report in the default browser"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -43,8 +42,8 @@ def _surrogate(name: str):
 @app.command(epilog="Example: mixopt surrogate cv --ratios ratios.csv --metrics metrics.csv "
              "--target-expr 'mean(minerva_math_*)' --folds 5 -f json")
 def cv(
-    ratios: Path = RatiosOpt, metrics: Path = MetricsOpt, target: Optional[str] = TargetOpt,
-    target_expr: Optional[str] = ExprOpt, model: str = ModelOpt, key: Optional[str] = KeyOpt,
+    ratios: Path = RatiosOpt, metrics: Path = MetricsOpt, target: str | None = TargetOpt,
+    target_expr: str | None = ExprOpt, model: str = ModelOpt, key: str | None = KeyOpt,
     folds: int = typer.Option(5, "--folds", min=2, help="K-fold splits (shuffled, seeded)"),
     seed: int = typer.Option(0, "--seed", help="fold shuffling seed"),
     top_k: int = typer.Option(5, "--top-k", min=1, help="regret of the best of the k best-predicted runs"),
@@ -73,8 +72,8 @@ def cv(
 @app.command(epilog="Example: mixopt surrogate fit --ratios ratios.csv --metrics metrics.csv "
              "--target 'metric/the_pile_pile_cc_val_loss' --save pile_cc.joblib")
 def fit(
-    ratios: Path = RatiosOpt, metrics: Path = MetricsOpt, target: Optional[str] = TargetOpt,
-    target_expr: Optional[str] = ExprOpt, model: str = ModelOpt, key: Optional[str] = KeyOpt,
+    ratios: Path = RatiosOpt, metrics: Path = MetricsOpt, target: str | None = TargetOpt,
+    target_expr: str | None = ExprOpt, model: str = ModelOpt, key: str | None = KeyOpt,
     tolerance: float = ToleranceOpt,
     save: Path = typer.Option(..., "--save", help="file to write the fitted surrogate to (joblib)"),
 ) -> None:
@@ -94,7 +93,7 @@ def fit(
 @app.command(epilog="Example: mixopt surrogate predict --model pile_cc.joblib --ratios candidates.csv -o preds.csv")
 def predict(
     model: Path = typer.Option(..., "--model", help="file written by `mixopt surrogate fit --save`"),
-    ratios: Path = RatiosOpt, key: Optional[str] = KeyOpt, tolerance: float = ToleranceOpt,
+    ratios: Path = RatiosOpt, key: str | None = KeyOpt, tolerance: float = ToleranceOpt,
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write: key, prediction, std"),
 ) -> None:
     """Predict the saved surrogate's target (mean and std) for each mixture of a ratios table."""

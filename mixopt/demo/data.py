@@ -131,7 +131,14 @@ def read_books(path: Path) -> list[str]:
         members = sorted(
             (m for m in tar.getmembers() if m.name.endswith("_gut.txt")), key=lambda m: m.name
         )
-        return [tar.extractfile(m).read().decode("utf-8", "replace").strip() for m in members]
+        return [_read_member(tar, m).decode("utf-8", "replace").strip() for m in members]
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    if handle is None:  # not a regular file
+        raise ConfigError(f"{tar.name}: {member.name} is not a file")
+    return handle.read()
 
 
 def read_wiki(path: Path) -> list[str]:

@@ -63,7 +63,10 @@ def verify_math(problem: MathProblem) -> None:
         offset = int(b) if sign == "+" else -int(b)
         ok = int(a) * problem.answer + offset == int(c)
     else:
-        expression = re.fullmatch(r"What is (.+)\?", problem.question).group(1).replace("/", "//")
+        arithmetic = re.fullmatch(r"What is (.+)\?", problem.question)
+        if arithmetic is None:
+            raise ValueError(f"not a math problem: {problem.question!r}")
+        expression = arithmetic.group(1).replace("/", "//")
         ok = _evaluate(ast.parse(expression, mode="eval").body) == problem.answer
     if not ok:
         raise ValueError(f"wrong answer {problem.answer} to {problem.question!r}")
@@ -159,7 +162,7 @@ def code_items(files: list[str], rng: random.Random, n: int, context_lines: int 
         line = lines[i]
         by_indent.setdefault(len(line) - len(line.lstrip()), []).append(line)
     items = []
-    for f, i, lines in rng.sample(candidates, min(len(candidates), 4 * n)):
+    for _, i, lines in rng.sample(candidates, min(len(candidates), 4 * n)):
         line = lines[i]
         pool = by_indent[len(line) - len(line.lstrip())]
         wrong = {rng.choice(pool) for _ in range(8)} - {line}

@@ -104,9 +104,9 @@ class OptunaSearcher(Searcher):
         lie = list(history.values.mean(axis=0)) if len(history) else None
 
         def params(w: np.ndarray) -> dict:
-            return dict(zip(names, coords.to_unit(w)))
+            return dict(zip(names, coords.to_unit(w), strict=True))
 
-        for i, (w, y) in enumerate(zip(history.weights, history.values)):
+        for i, (w, y) in enumerate(zip(history.weights, history.values, strict=True)):
             constraints = None
             if constrained:
                 outcome = 0.0 if floor is None else float(np.max(floor - y * history.signs))

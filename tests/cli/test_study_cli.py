@@ -19,9 +19,15 @@ import yaml
 from optuna.trial import TrialState
 
 from mixopt.config import load_config
-
 from study_helpers import (
-    FLAKY_IMPORT_ROOT, FLAKY_RUNNER, command_env, finish, run_mixopt, start_mixopt, trial_states, write_study,
+    FLAKY_IMPORT_ROOT,
+    FLAKY_RUNNER,
+    command_env,
+    finish,
+    run_mixopt,
+    start_mixopt,
+    trial_states,
+    write_study,
 )
 
 SOURCES = ["web", "code", "math", "qa", "books", "instructions"]

@@ -52,7 +52,7 @@ def test_instruction_items_draw_wrong_answers_from_the_same_kind():
     pairs += [("does", f"What does g{i} do?", f"Does thing number {i}.") for i in range(6)]
     items = tasks.instruction_items(pairs, random.Random(0))
     assert len(items) == 12
-    for item, (kind, question, answer) in zip(items, pairs):
+    for item, (kind, question, answer) in zip(items, pairs, strict=True):
         assert item["context"] == f"Question: {question}\nAnswer:"
         assert item["choices"][item["answer"]] == f" {answer}"
         assert all(c.startswith(" mod") == (kind == "where") for c in item["choices"])

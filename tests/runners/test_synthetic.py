@@ -21,7 +21,7 @@ SIMPLEX = MixtureSpace(tuple(Source(n) for n in NAMES))
 
 
 def spec(w: np.ndarray, seed: int = 0, fidelity: str = "microanneal") -> RunSpec:
-    return RunSpec(trial=0, mixture=dict(zip(NAMES, map(float, w))), fidelity=fidelity, tokens=1e10, seed=seed, output_dir="unused")
+    return RunSpec(trial=0, mixture=dict(zip(NAMES, map(float, w), strict=True)), fidelity=fidelity, tokens=1e10, seed=seed, output_dir="unused")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from mixopt.runners.base import RunSpec
 from mixopt.runners.command import CommandRunner
 from mixopt.study import Study, open_storage
 
-
 SLOW_TRAINER = """
 import json, sys, time
 spec = json.load(open(sys.argv[1]))

@@ -13,8 +13,7 @@ from botorch.acquisition.objective import LinearMCObjective
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
 
 from mixopt.recommend import recommend_search
-from mixopt.search.base import History
-from mixopt.search.base import believed_order
+from mixopt.search.base import History, believed_order
 from mixopt.search.botorch import BoTorchSearcher, fit_model
 from mixopt.space import Group, MixtureSpace, Source
 from tests.search.conftest import composite_history, domain_losses, toy_history
@@ -79,7 +78,7 @@ def test_posterior_mean_is_oriented_so_that_larger_is_better():
 
 def test_design_does_not_repeat_the_prior_once_it_was_run_on_the_grid():
     """A study stores grid-rounded mixtures; the design must still recognise the prior among them."""
-    space = MixtureSpace(tuple(Source(n, tokens=t) for n, t in zip("abcd", (3e6, 2e6, 7e5, 1e5))))
+    space = MixtureSpace(tuple(Source(n, tokens=t) for n, t in zip("abcd", (3e6, 2e6, 7e5, 1e5), strict=True)))
     searcher = BoTorchSearcher(n_init=6)
     first = searcher.propose(space, History.empty(space.dim, ("minimize",)), 1, seed=0)[0]
     rounded = space.round(first, 1e-4)
@@ -177,7 +176,7 @@ def test_parts_give_a_better_recommendation_than_their_mean_alone():
             w = recommend_search(searcher, space, history, seed=seed, pool_size=1024).weights
             assert space.is_feasible(w)
             regret[composite].append(domain_losses(w[None]).mean() - optimum)
-    assert all(c < p for c, p in zip(regret[True], regret[False]))
+    assert all(c < p for c, p in zip(regret[True], regret[False], strict=True))
     assert np.mean(regret[True]) < np.mean(regret[False]) / 2
 
 
