@@ -17,8 +17,11 @@ for one domain's loss; the mean of one law per loss can.)
 
 Noise level. The tables hold no repeated mixtures, so the run-to-run noise is estimated from pairs of
 runs whose mixtures are nearest neighbours: ``d = (y_i - y_j) - (f(w_i) - f(w_j))`` removes the part of
-the difference that the fitted mean ``f`` explains, and ``sqrt(median(d^2 / 2))`` over the closest
-decile of pairs estimates the noise sd (:func:`nearest_pair_noise`; the benchmark prints the figures).
+the difference that the mean ``f`` explains, and ``sqrt(median(d^2 / 2))`` over the closest decile of
+pairs estimates the noise sd (:func:`nearest_pair_noise`). ``f`` is the *out-of-fold* prediction of the
+same mean model (5-fold cross-validation, :func:`out_of_fold`): a flexible model's in-sample fit has
+absorbed part of each row's noise, and in-sample residuals understate it. ``python -m
+mixopt.benchmarks.search noise`` prints the estimates (out-of-fold and, for comparison, in-sample).
 The noise of the losses of one run is correlated (:func:`nearest_pair_noise_cov`): each loss keeps its
 own sd, their Spearman correlations over the same pairs give the correlation, and the whole is scaled so
 that the noise of their mean matches that of the measured mean.
@@ -29,9 +32,13 @@ Apache-2.0); see ``benchmarks/data/README.md``.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,10 +75,11 @@ def olmix_families(columns: list[str]) -> dict[str, list[str]]:
     return {"math": math, "code": code, "qa": qa, "mean": kept}
 
 
-def olmix_table() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Olmix's 512 runs: mixtures ``(512, 64)`` and family mean BPB (math, code, qa, mean) ``(512, 4)``."""
-    R = pd.read_csv(_data_path("olmix", "full_recomputation_ratios.csv"))
-    M = pd.read_csv(_data_path("olmix", "full_recomputation_metrics.csv")).set_index("run").loc[R["run"]]
+def olmix_table(prefix: str = "full_recomputation") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Olmix's runs: mixtures and family mean BPB (math, code, qa, mean). ``full_recomputation``: 512 runs
+    over 64 domains; ``dclm``: 127 runs over 24 DCLM web topics (same metric columns and families)."""
+    R = pd.read_csv(_data_path("olmix", f"{prefix}_ratios.csv"))
+    M = pd.read_csv(_data_path("olmix", f"{prefix}_metrics.csv")).set_index("run").loc[R["run"]]
     W = R.drop(columns=OLMIX_META).set_index(R["run"])
     families = olmix_families(list(M.columns))
     Y = pd.DataFrame({name: M[cols].mean(axis=1).to_numpy() for name, cols in families.items()}, index=W.index)
@@ -119,6 +127,28 @@ def fit_trees(W: np.ndarray, y: np.ndarray, seed: int = 0) -> list:
     return models
 
 
+def fit_mean(W: np.ndarray, y: np.ndarray) -> tuple[LogLinearLaw, list]:
+    """The simulator's mean model of one loss: a log-linear law and a bagged tree ensemble."""
+    return fit_log_linear(W, y), fit_trees(W, y)
+
+
+def predict_mean(model: tuple[LogLinearLaw, list], W: np.ndarray) -> np.ndarray:
+    law, trees = model
+    return 0.5 * (law.predict(W) + np.mean([m.predict(W) for m in trees], axis=0))
+
+
+def out_of_fold(W: np.ndarray, Y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold predictions ``(n, P)`` of the mean model of each column of ``Y`` ``(n, P)``: each row
+    predicted by models fit without it (KFold(folds, shuffle=True, random_state=seed))."""
+    from sklearn.model_selection import KFold
+
+    out = np.zeros_like(Y, dtype=float)
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(W):
+        for p in range(Y.shape[1]):
+            out[test, p] = predict_mean(fit_mean(W[train], Y[train, p]), W[test])
+    return out
+
+
 def _nearest_pair_residuals(W: np.ndarray, Y: np.ndarray, fitted: np.ndarray, fraction: float) -> np.ndarray:
     """Differences of the closest ``fraction`` of nearest-neighbour pairs of rows of ``W`` ``(n, K)`` in
     ``Y - fitted`` ``(n, P)``, divided by sqrt(2) (one run's noise): shape ``(pairs, P)``."""
@@ -152,6 +182,11 @@ def nearest_pair_noise_cov(W: np.ndarray, Y: np.ndarray, fitted: np.ndarray, mea
     return cov * (mean_sd / (np.sqrt(cov.sum()) / len(sd))) ** 2
 
 
+def crn_normal(seed: int, indices, size: int) -> np.ndarray:
+    """Standard normal draws ``(len(indices), size)``: row ``i`` from the stream seeded ``(seed, indices[i])``."""
+    return np.array([np.random.default_rng([seed, int(j)]).standard_normal(size) for j in indices]).reshape(-1, size)
+
+
 # -- the simulator ---------------------------------------------------------------------------------
 @dataclass
 class TableSimulator:
@@ -168,6 +203,7 @@ class TableSimulator:
     trees: list[list]
     noise_chol: np.ndarray
     natural: np.ndarray
+    noise_report: dict | None = None
 
     @property
     def reports_parts(self) -> bool:
@@ -192,53 +228,111 @@ class TableSimulator:
         """Noise-free objectives ``(n, m)``."""
         return self.expected_parts(W) @ self.composition.T
 
-    def observe_parts(self, W: np.ndarray, seed: int) -> np.ndarray:
-        """One noisy run per mixture: its losses, shape ``(n, P)``."""
+    def observe_parts(self, W: np.ndarray, seed: int, indices: np.ndarray | None = None) -> np.ndarray:
+        """One noisy run per mixture: its losses, shape ``(n, P)``. With ``indices`` ``(n,)``, the noise of
+        row ``i`` is the stream ``(seed, indices[i])`` (:func:`crn_normal`: common random numbers, the
+        same noise for the j-th evaluation of a seed whatever mixture it measures)."""
         mean = self.expected_parts(W)
-        return mean + np.random.default_rng(seed).normal(size=mean.shape) @ self.noise_chol.T
+        z = np.random.default_rng(seed).normal(size=mean.shape) if indices is None else crn_normal(seed, indices, mean.shape[1])
+        return mean + z @ self.noise_chol.T
 
     def observe(self, W: np.ndarray, seed: int) -> np.ndarray:
         """One noisy observation of the objectives per mixture, shape ``(n, m)``."""
         return self.observe_parts(W, seed) @ self.composition.T
 
 
-def fit_simulator(name: str, W: pd.DataFrame, Y: pd.DataFrame, objectives: dict[str, list[str]]) -> TableSimulator:
-    """Fit a simulator over the sources of ``W``; each objective is the mean of its list of ``Y`` columns
-    (its parts; no column in two objectives). Noise is independent between objectives."""
+def table_space(W: pd.DataFrame) -> tuple[MixtureSpace, np.ndarray]:
+    """A table's search space (each source bounded by the largest weight the table gave it) and its
+    natural mixture (the mean of the table's rows, renormalised)."""
     Wn = W.to_numpy(float)
     Wn = Wn / Wn.sum(axis=1, keepdims=True)
     sources = tuple(Source(n, max_weight=float(min(1.0, hi))) for n, hi in zip(W.columns, Wn.max(axis=0)))
+    return MixtureSpace(sources), Wn.mean(axis=0)
+
+
+def _robust_sd(x: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation (the law's rare out-of-fold blow-ups would swamp an sd)."""
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def fit_simulator(name: str, W: pd.DataFrame, Y: pd.DataFrame, objectives: dict[str, list[str]],
+                  out_of_fold_noise: bool = True) -> TableSimulator:
+    """Fit a simulator over the sources of ``W``; each objective is the mean of its list of ``Y`` columns
+    (its parts; no column in two objectives). Noise is independent between objectives, estimated from
+    nearest pairs around out-of-fold predictions (``out_of_fold_noise=False``: in-sample, the old way).
+    ``noise_report`` keeps, per objective, the noise sd used (``nearest_pair``), the in-sample variant,
+    robust out-of-fold and in-sample residual sds (these include model error) and the outcomes' spread."""
+    space, natural = table_space(W)
+    Wn = W.to_numpy(float)
+    Wn = Wn / Wn.sum(axis=1, keepdims=True)
     parts = [c for columns in objectives.values() for c in columns]
     measured = Y[parts].to_numpy(float)
     laws = [fit_log_linear(Wn, y) for y in measured.T]
     trees = [fit_trees(Wn, y) for y in measured.T]
-    fitted = np.column_stack([0.5 * (law.predict(Wn) + np.mean([m.predict(Wn) for m in models], axis=0))
-                              for law, models in zip(laws, trees)])
+    in_sample = np.column_stack([predict_mean((law, models), Wn) for law, models in zip(laws, trees)])
+    fitted = out_of_fold(Wn, measured) if out_of_fold_noise else in_sample
     composition = mean_composition([len(columns) for columns in objectives.values()])
     cov = np.zeros((len(parts), len(parts)))
-    for columns in objectives.values():
+    report = {}
+    for name_o, columns in objectives.items():
         cols = [parts.index(c) for c in columns]
-        mean_sd = nearest_pair_noise(Wn, measured[:, cols].mean(axis=1), fitted[:, cols].mean(axis=1))
+        y = measured[:, cols].mean(axis=1)
+        mean_sd = nearest_pair_noise(Wn, y, fitted[:, cols].mean(axis=1))
         cov[np.ix_(cols, cols)] = nearest_pair_noise_cov(Wn, measured[:, cols], fitted[:, cols], mean_sd)
+        report[name_o] = {
+            "nearest_pair": mean_sd,
+            "nearest_pair_in_sample": nearest_pair_noise(Wn, y, in_sample[:, cols].mean(axis=1)),
+            "residual_sd": _robust_sd(y - fitted[:, cols].mean(axis=1)),
+            "residual_sd_in_sample": _robust_sd(y - in_sample[:, cols].mean(axis=1)),
+            "spread": float(np.std(y)),
+        }
     return TableSimulator(
-        name=name, space=MixtureSpace(sources), objectives=tuple(objectives), parts=tuple(parts),
-        composition=composition, laws=laws, trees=trees, noise_chol=np.linalg.cholesky(cov), natural=Wn.mean(axis=0),
+        name=name, space=space, objectives=tuple(objectives), parts=tuple(parts),
+        composition=composition, laws=laws, trees=trees, noise_chol=np.linalg.cholesky(cov), natural=natural,
+        noise_report=report,
     )
 
 
-@lru_cache(maxsize=None)
+def _cache_file(name: str) -> Path:
+    """A pickle of the fitted simulator, keyed by this module's source and the data folder's files (so an
+    edit to either refits); ``MIXOPT_BENCH_CACHE`` sets the folder (default ~/.cache/mixopt/benchmarks)."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for folder in ("regmix", "olmix"):
+        for entry in sorted(_data_path(folder).iterdir(), key=lambda e: e.name):
+            digest.update(f"{entry.name}:{len(entry.read_bytes())}".encode())
+    root = Path(os.environ.get("MIXOPT_BENCH_CACHE", Path.home() / ".cache" / "mixopt" / "benchmarks"))
+    return root / f"{name}-{digest.hexdigest()[:16]}.pkl"
+
+
+@cache
 def load_simulator(name: str) -> TableSimulator:
-    """``regmix-mean`` (mean of the 13 losses), ``regmix-pilecc``, ``olmix-mean``, ``olmix-3`` (math, code, QA)."""
+    """``regmix-mean`` (mean of the 13 losses), ``regmix-pilecc``, ``olmix-mean``, ``olmix-3`` (math, code,
+    QA), ``dclm-mean``, ``dclm-3`` (the same families on the 24-topic DCLM swarm). Cached on disk."""
+    if name not in SIMULATORS:
+        raise KeyError(name)
+    path = _cache_file(name)
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        pass
     if name.startswith("regmix"):
         W, Y = regmix_table()
         objectives = {"regmix-mean": {"mean": list(Y.columns)}, "regmix-pilecc": {"pile_cc": ["pile_cc"]}}[name]
-    elif name.startswith("olmix"):
-        W, Y = olmix_table()
-        families = {"olmix-mean": ["mean"], "olmix-3": ["math", "code", "qa"]}[name]
-        objectives = {f: [f] for f in families}
     else:
-        raise KeyError(name)
-    return fit_simulator(name, W, Y, objectives)
+        W, Y = olmix_table("dclm" if name.startswith("dclm") else "full_recomputation")
+        families = ["mean"] if name.endswith("-mean") else ["math", "code", "qa"]
+        objectives = {f: [f] for f in families}
+    sim = fit_simulator(name, W, Y, objectives)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(sim, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return sim
 
 
-SIMULATORS = ("regmix-mean", "regmix-pilecc", "olmix-mean", "olmix-3")
+SIMULATORS = ("regmix-mean", "regmix-pilecc", "olmix-mean", "olmix-3", "dclm-mean", "dclm-3")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing.process import BaseProcess
 
@@ -86,7 +87,7 @@ def nsga2_generation_key() -> str:
 
 
 # -- concurrent.futures ------------------------------------------------------------------------------------
-def pool_processes(pool: ProcessPoolExecutor) -> dict[int, BaseProcess] | None:
+def pool_processes(pool: ProcessPoolExecutor) -> Mapping[int, BaseProcess] | None:
     """The worker processes of ``pool`` (pid -> process), or None once the pool has been shut down.
 
     Reaches ``ProcessPoolExecutor._processes``: when a worker dies the pool only says "broken"; the exit

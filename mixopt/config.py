@@ -347,7 +347,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, path)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if tp is ComponentConfig and isinstance(value, str):
             return ComponentConfig(value)
         return _build(tp, value, path)

@@ -95,7 +95,7 @@ def describe_exit(returncode: int) -> str:
 class SerialExecutor(Executor):
     """Runs every item in the controller process, at submit time (debugging, cheap simulators)."""
 
-    def submit_many(self, fn, items):
+    def submit_many(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         handles = []
         for item in items:
             future: Future = Future()

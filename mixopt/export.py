@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
@@ -20,10 +21,6 @@ import mixopt
 from mixopt.errors import ConfigError, OutputError
 from mixopt.failpoints import failpoint
 from mixopt.space import MixtureSpace
-
-if TYPE_CHECKING:
-    from mixopt.recommend import Recommendation
-    from mixopt.study import Study
 
 DIALECTS = ("olmo-core", "olmo-cookbook", "plain")
 # Per structured dialect: source-name key, repetition key, max-fraction key, (outer, inner) nesting of the
@@ -45,7 +42,7 @@ def grid_decimals(weights: np.ndarray, granularity: float) -> list[float]:
 
 def render(
     space: MixtureSpace,
-    weights: np.ndarray,
+    weights: np.ndarray | Sequence[float],
     dialect: str = "olmo-core",
     granularity: float = 1e-4,
     provenance: dict[str, Any] | None = None,
@@ -56,8 +53,8 @@ def render(
     weights = np.asarray(weights, dtype=float)
     problems = space.violations(weights, tol=1e-6)
     if problems:
-        budget = f" at a budget of {space.token_budget:.4g} tokens" if space.token_budget else ""
-        raise ConfigError(f"cannot export this mixture{budget}: {problems[0]} (choose another fidelity or trial)")
+        at = f" at a budget of {space.token_budget:.4g} tokens" if space.token_budget else ""
+        raise ConfigError(f"cannot export this mixture{at}: {problems[0]} (choose another fidelity or trial)")
     weights = space.round(weights, granularity)
     ratios = grid_decimals(weights, granularity)
     budget = int(space.token_budget) if space.token_budget else None
@@ -106,43 +103,3 @@ def write_atomic(path: str | Path, text: str) -> Path:
         raise OutputError.cannot_write(path, exc, "choose another path") from None
     return path
 
-
-def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity: str | None = None) -> str:
-    """The YAML of trial ``number``'s mixture under the caps of ``fidelity``'s budget (default: the last)."""
-    trials = {t.number: t for t in study.trials()}
-    if number not in trials or not trials[number].params:
-        raise ConfigError(f"study '{study.name}' has no trial {number} with a mixture")
-    trial = trials[number]
-    config = study.config
-    space = config.space(fidelity or config.fidelities[-1].name)
-    values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else {}
-    provenance = {
-        "study": study.name,
-        "trial": number,
-        "fidelity": trial.user_attrs.get("fidelity"),
-        "objectives": ", ".join(f"{k}={v:.6g}" for k, v in values.items()) or "none",
-        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
-    }
-    return render(space, study.weights_of(trial), dialect, config.granularity, provenance)
-
-
-def export_recommendation(study: Study, recommendation: Recommendation, dialect: str = "olmo-core",
-                          fidelity: str | None = None) -> str:
-    """The YAML of the study's recommended mixture under the caps of ``fidelity``'s budget (default: the
-    last), with its predicted values and nearest measured trial as provenance."""
-    config = study.config
-    space = config.space(fidelity or config.fidelities[-1].name)
-    names = [o.name for o in config.objectives]
-    predicted = "none (too few runs for a model)"
-    if recommendation.predicted is not None and recommendation.predicted_sd is not None:
-        predicted = ", ".join(f"{n}={v:.6g} +- {s:.2g}" for n, v, s in
-                              zip(names, recommendation.predicted, recommendation.predicted_sd, strict=True))
-    provenance = {
-        "study": study.name,
-        "recommended_by": f"{recommendation.model}, pick {recommendation.rule}",
-        "predicted": predicted,
-        "nearest_trial": "none" if recommendation.nearest_trial is None else
-        f"{recommendation.nearest_trial} (total-variation distance {recommendation.distance:.3f})",
-        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
-    }
-    return render(space, recommendation.weights, dialect, config.granularity, provenance)

@@ -47,7 +47,7 @@ def make_spec(config: StudyConfig, trial: int, mixture: dict[str, float], fideli
     return RunSpec(
         trial=trial, mixture=mixture, fidelity=fid.name, tokens=fid.tokens, seed=seed,
         output_dir=str(output_dir), model=_resolve(config.directory, fid.model),
-        source_paths={s.name: tuple(_resolve(config.directory, p) for p in s.paths) for s in config.sources},
+        source_paths={s.name: tuple(_resolve_path(config.directory, p) for p in s.paths) for s in config.sources},
         source_tokens={s.name: s.tokens for s in config.sources},
         max_repetition={s.name: s.max_repetition for s in config.sources},
     )
@@ -63,8 +63,13 @@ def run_specs(study: Study, trials, root: Path) -> list[RunSpec]:
 
 
 def _resolve(directory: Path, path: str | None) -> str | None:
-    """A config path made absolute against the study's folder (URLs and absolute paths kept)."""
-    if path is None or "://" in path or Path(path).is_absolute():
+    """A config path made absolute against the study's folder (URLs and absolute paths kept); None kept."""
+    return None if path is None else _resolve_path(directory, path)
+
+
+def _resolve_path(directory: Path, path: str) -> str:
+    """``path`` made absolute against ``directory`` (URLs and absolute paths kept)."""
+    if "://" in path or Path(path).is_absolute():
         return path
     return str((directory / path).resolve())
 
@@ -138,18 +143,7 @@ def run_study(
             free = batch_size - len(in_flight)
             if free > 0 and completed < n_trials:
                 wanted = min(free, n_trials - completed - study.n_running(fidelity))
-                missing = wanted - study.n_waiting()
-                if missing > 0:
-                    propose_batch(study, missing)
-                specs = run_specs(study, study.start(wanted, limit=n_trials), runs)
-                handles = executor.submit_many(runner.run, specs) if specs else []
-                for handle, spec in zip(handles, specs):
-                    job = executor.job_id(handle)
-                    if job is not None:
-                        study.set_trial_attr(spec.trial, "job_id", job)
-                in_flight.extend(zip(handles, specs))
-                if specs:
-                    failpoint("submitted")
+                in_flight.extend(_submit(study, runner, executor, runs, wanted, n_trials))
             if not in_flight:
                 time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers...
                 study.recover_stale(adopt)  # ...unless one died meanwhile, or was killed claiming a trial
@@ -166,6 +160,23 @@ def run_study(
     finally:
         executor.close()
     return study.n_complete(fidelity)
+
+
+def _submit(study: Study, runner, executor: Executor, runs: Path, wanted: int, limit: int) -> list[tuple[object, RunSpec]]:
+    """Propose what is missing, start ``wanted`` trials (never past ``limit`` at the search fidelity) and
+    submit them; the scheduler's job ids are stored so that another controller can re-attach."""
+    missing = wanted - study.n_waiting()
+    if missing > 0:
+        propose_batch(study, missing)
+    specs = run_specs(study, study.start(wanted, limit=limit), runs)
+    handles = executor.submit_many(runner.run, specs) if specs else []
+    for handle, spec in zip(handles, specs, strict=True):
+        job = executor.job_id(handle)
+        if job is not None:
+            study.set_trial_attr(spec.trial, "job_id", job)
+    if specs:
+        failpoint("submitted")
+    return list(zip(handles, specs, strict=True))
 
 
 def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = None) -> None:

@@ -24,49 +24,19 @@ How (``recommend``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mixopt import pareto
 from mixopt.errors import ConfigError
-from mixopt.search.base import History, Predictor, Searcher, believed_order
-from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
-from mixopt.space import MixtureSpace
+from mixopt.search.base import History
+from mixopt.search.recommend import Recommendation, recommend_search
 
 if TYPE_CHECKING:
     from mixopt.study import Study
 
-POOL_SIZE = 4096  # candidates per part of the pool (half uniform / half around the prior; as many local)
-TOP = 20  # single objective: candidates averaged into the recommendation
-N_CENTRES = 8  # measured mixtures the local draws are centred on
-LOCAL_CONCENTRATION = 20.0  # Dirichlet concentration of the local draws (per unit of mass, per source)
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """The mixture to train for real.
-
-    ``weights`` ``(K,)``; ``predicted`` / ``predicted_sd`` ``(m,)`` in objective units (None without a
-    model: fewer than two measured runs); ``nearest`` the row of the history nearest to it (None if the
-    history is empty) at total-variation ``distance`` (half the L1 distance, in [0, 1]); ``front_weights``
-    ``(f, K)`` and ``front_predicted`` ``(f, m)`` the predicted front it was picked from (one objective:
-    the recommendation alone); ``rule`` the pick rule; ``model`` what predicted; ``nearest_trial`` the
-    study's trial number of the nearest run, where the history came from a study.
-    """
-
-    weights: np.ndarray
-    predicted: np.ndarray | None
-    predicted_sd: np.ndarray | None
-    nearest: int | None
-    distance: float | None
-    front_weights: np.ndarray
-    front_predicted: np.ndarray | None
-    rule: str
-    model: str
-    nearest_trial: int | None = None
+__all__ = ["Recommendation", "pick_measured", "recommend_search", "recommend_study"]
 
 
 def recommend_study(study: Study, fidelity: str | None = None) -> Recommendation:
@@ -121,142 +91,3 @@ def _measured_baseline(baseline: np.ndarray, history: History) -> np.ndarray:
         raise ConfigError("the baseline mixture has no completed run to compare against: run it first "
                           "(mixopt study ask/tell, or a trial with exactly its weights)")
     return history.values[match].mean(axis=0)
-
-
-def recommend_search(
-    searcher: Searcher,
-    space: MixtureSpace,
-    history: History,
-    *,
-    seed: int,
-    within: MixtureSpace | None = None,
-    rule: str = "knee",
-    names: Sequence[str] | None = None,
-    baseline: np.ndarray | None = None,
-    epsilon: float | Sequence[float] = 0.0,
-    pool_size: int = POOL_SIZE,
-) -> Recommendation:
-    """The recommendation from ``searcher``'s model of ``history`` (measured in ``space``), inside
-    ``within`` (default ``space``; e.g. the export budget's polytope). With no ``baseline`` given, the
-    searcher's own outcome constraint (if any) supplies the baseline and epsilon."""
-    if baseline is None and searcher.outcome_constraint is not None:
-        baseline = searcher.outcome_constraint.baseline_weights(space)
-        epsilon = searcher.outcome_constraint.margins(len(history.directions))
-    predictor, model = searcher.predictor(space, history, seed=seed), type(searcher).__name__
-    if predictor is None and len(history) >= 2:
-        predictor, model = gp_predictor(history), "GaussianProcess per objective"
-    return recommend(
-        predictor, within or space, history, seed=seed, prior=prior_mixture(within or space, searcher.prior),
-        rule=rule, names=names, baseline=baseline, epsilon=epsilon, model=model, pool_size=pool_size,
-    )
-
-
-def gp_predictor(history: History) -> Predictor:
-    """One GP surrogate per objective fitted to ``history`` (for searchers that keep no model)."""
-    from mixopt.surrogates.gp import GaussianProcess
-
-    models = [GaussianProcess().fit(history.weights, y) for y in history.values.T]
-
-    def predict(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        both = [model.predict(W, return_std=True) for model in models]
-        return np.column_stack([m for m, _ in both]), np.column_stack([s for _, s in both])
-
-    return predict
-
-
-def recommend(
-    predictor: Predictor | None,
-    space: MixtureSpace,
-    history: History,
-    *,
-    seed: int,
-    prior: np.ndarray | None = None,
-    rule: str | pareto.PickRule = "knee",
-    names: Sequence[str] | None = None,
-    baseline: np.ndarray | None = None,
-    epsilon: float | Sequence[float] = 0.0,
-    model: str = "model",
-    top: int = TOP,
-    pool_size: int = POOL_SIZE,
-) -> Recommendation:
-    """The recommendation inside ``space`` from ``predictor`` (None: the best measured run that fits
-    ``space``, else ``prior``); the steps are in the module docstring. Deterministic for a given history,
-    predictor and seed."""
-    directions = history.directions
-    names = list(names) if names is not None else [f"objective {o}" for o in range(len(directions))]
-    rule = pareto.parse_pick_rule(rule, names)
-    prior = prior_mixture(space) if prior is None else prior
-    if predictor is None:
-        return _without_model(space, history, prior, rule.text)
-    pool = candidate_pool(predictor, space, history, prior, baseline, seed, pool_size)
-    mean, sd = predictor(pool)
-    signs = history.signs
-    allowed = np.ones(len(pool), dtype=bool)
-    floor = None
-    if baseline is not None:
-        floor = predictor(baseline[None])[0][0] * signs - np.broadcast_to(np.asarray(epsilon, float), signs.shape)
-        allowed = np.all(mean * signs >= floor - 1e-12, axis=1)
-        allowed[-1] = True  # the baseline itself (last in the pool) never regresses against itself
-    index = np.flatnonzero(allowed)
-    if len(directions) == 1:
-        score = (mean * signs)[index, 0]
-        best = index[np.argsort(-score, kind="stable")[:top]]
-        weights = pool[best].mean(axis=0)
-        predicted, predicted_sd = (a[0] for a in predictor(weights[None]))
-        if floor is not None and np.any(predicted * signs < floor - 1e-12):
-            weights, predicted, predicted_sd = pool[best[0]], mean[best[0]], sd[best[0]]
-        front_weights, front_predicted = weights[None], predicted[None]
-    else:
-        front = index[pareto.non_dominated(mean[index], directions)]
-        baseline_values = None if baseline is None else predictor(baseline[None])[0][0]
-        chosen = front[pareto.pick(mean[front], directions, rule, names, baseline_values, epsilon)]
-        weights, predicted, predicted_sd = pool[chosen], mean[chosen], sd[chosen]
-        order = front[np.argsort(mean[front, 0], kind="stable")]
-        front_weights, front_predicted = pool[order], mean[order]
-    nearest, distance = nearest_run(history.weights, weights)
-    return Recommendation(weights, predicted, predicted_sd, nearest, distance, front_weights, front_predicted,
-                          rule.text, model, _trial_of(history, nearest))
-
-
-def candidate_pool(predictor: Predictor, space: MixtureSpace, history: History, prior: np.ndarray,
-                   baseline: np.ndarray | None, seed: int, size: int = POOL_SIZE) -> np.ndarray:
-    """Feasible candidates ``(n, K)`` in ``space``: ``size`` / 2 uniform and ``size`` / 2 around ``prior``,
-    ``size`` around the measured mixtures predicted best, the measured mixtures inside ``space``, and
-    ``baseline`` last (when given)."""
-    inside = np.array([space.is_feasible(w, tol=1e-9) for w in history.weights], dtype=bool)
-    measured = history.weights[inside] if len(history) else np.zeros((0, space.dim))
-    parts = [space.sample(size // 2, seed=seed), dirichlet_design(space, prior, size - size // 2, seed)]
-    if len(measured):
-        mean = predictor(measured)[0] * history.signs
-        centres = measured[believed_order(mean, N_CENTRES)]
-        parts.append(local_design(space, centres, size, seed + 1, LOCAL_CONCENTRATION))
-        parts.append(measured)
-    if baseline is not None:
-        parts.append(baseline[None])
-    return np.vstack(parts)
-
-
-def nearest_run(measured: np.ndarray, w: np.ndarray) -> tuple[int | None, float | None]:
-    """Row of ``measured`` ``(n, K)`` nearest to ``w`` ``(K,)`` and its total-variation distance."""
-    if len(measured) == 0:
-        return None, None
-    tv = 0.5 * np.abs(measured - w).sum(axis=1)
-    row = int(np.argmin(tv))
-    return row, float(tv[row])
-
-
-def _without_model(space: MixtureSpace, history: History, prior: np.ndarray, rule: str) -> Recommendation:
-    """Fewer than two runs: the best measured one inside ``space``, else the prior; nothing predicted."""
-    inside = [i for i, w in enumerate(history.weights) if space.is_feasible(w, tol=1e-9)]
-    if inside:
-        row = inside[int(np.argmax((history.maximized[inside]).sum(axis=1)))]
-        weights = history.weights[row]
-    else:
-        weights = prior
-    nearest, distance = nearest_run(history.weights, weights)
-    return Recommendation(weights, None, None, nearest, distance, weights[None], None, rule,
-                          "none (fewer than 2 runs)", _trial_of(history, nearest))
-
-
-def _trial_of(history: History, row: int | None) -> int | None:
-    return None if row is None or history.trials is None else int(history.trials[row])

@@ -190,6 +190,8 @@ def open_old_study(reuse: ReuseConfig, directory: Path) -> Study:
         path = Path(reuse.study) if Path(reuse.study).is_absolute() else directory / reuse.study
         old_config = load_config(path)
         storage, name = storage or old_config.storage_url, name or old_config.name
+    if storage is None or name is None:  # validate_reuse requires study, or storage and study_name
+        raise ConfigError("reuse: name the old study with study: PATH/study.yaml, or with storage: URL and study_name: NAME")
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
         raise ConfigError(f"reuse: the old study's storage {storage} does not exist: run the old study first")
     return Study.load(storage, name)
@@ -245,6 +247,8 @@ def _observation(study: Study, old: Study, trial: FrozenTrial,
     """An old trial as (mixture ``(K_new,)``, objective values, fidelity, L1 distance projected), or the
     skipped row saying why it cannot be (with ``lost``: the weight on unmapped sources, where that is why)."""
     config, reuse = study.config, study.config.reuse
+    if reuse is None:
+        raise ConfigError("this study has no reuse section")
     fidelity = trial.user_attrs.get("fidelity")
     if fidelity not in {f.name for f in config.fidelities}:
         return {"trial": trial.number, "reason": f"fidelity '{fidelity}' is not in this study"}
@@ -254,9 +258,10 @@ def _observation(study: Study, old: Study, trial: FrozenTrial,
         used = [n for n, x in zip(old.space.names, weights, strict=True) if x > 0 and n in mapping.unmapped]
         return {"trial": trial.number, "reason": f"weight {lost:.3f} on unmapped {', '.join(used)}",
                 "unmapped": used, "lost": lost}
-    values = [_metric_value(old, trial, o.metric) for o in config.objectives]
-    if None in values:
-        return {"trial": trial.number, "reason": f"no value of {config.objectives[values.index(None)].metric}"}
+    measured = [(o.metric, _metric_value(old, trial, o.metric)) for o in config.objectives]
+    values = [v for _, v in measured if v is not None]
+    if len(values) < len(measured):
+        return {"trial": trial.number, "reason": f"no value of {next(m for m, v in measured if v is None)}"}
     fitted, shift = fit_to_space(config.space(fidelity), mixture, reuse.max_projection)
     if fitted is None:
         return {"trial": trial.number, "reason": f"moves {shift:.3f} (L1) to fit this study's constraints, more than max_projection"}

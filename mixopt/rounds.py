@@ -29,18 +29,19 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from mixopt.analysis import surrogate_factory
+from mixopt.compat import study_storage
 from mixopt.config import ComponentConfig, FidelityConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.loop import Progress, run_study, run_waiting
 from mixopt.runners import RUNNERS
-from mixopt.recommend import recommend
 from mixopt.search.base import History
 from mixopt.search.designs import prior_mixture
-from mixopt.study import Study
-from mixopt.analysis import surrogate_factory
+from mixopt.search.recommend import recommend
+from mixopt.study import Study, optuna_directions
 from mixopt.surrogates.fitting import fit_surrogates, predict
 
-CANDIDATES = 4000  # recommendation pool per part (see mixopt.recommend.candidate_pool)
+CANDIDATES = 4000  # recommendation pool per part (see mixopt.search.recommend.candidate_pool)
 PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
 MERGE_FIDELITY = "seed-merge"  # the evaluation of merged seed checkpoints (0 tokens from the merge)
 
@@ -62,7 +63,7 @@ class Recommendation:
 
 def promote(study: Study, round_number: int, seed: int) -> None:
     """Fit the surrogates (fidelity as a feature) and queue the study's recommendation at the integration
-    fidelity (:func:`mixopt.recommend.recommend`: the pick rule on the predicted front, the no-regression
+    fidelity (:func:`mixopt.search.recommend.recommend`: the pick rule on the predicted front, the no-regression
     rule) as an integration trial of ``round_number``."""
     config = study.config
     integration = config.fidelities[-1]
@@ -82,11 +83,11 @@ def promote(study: Study, round_number: int, seed: int) -> None:
         baseline=space.from_dict(config.baseline) if config.baseline is not None else None,
         model=f"{config.surrogate.name} surrogate", pool_size=CANDIDATES,
     )
-    assert chosen.predicted is not None
+    assert chosen.predicted is not None and chosen.front_predicted is not None
     study.optuna.set_user_attr("predicted_front", {
         "round": round_number, "fidelity": integration.name,
         "points": [{"mixture": space.as_dict(w), "predicted": v.tolist()}
-                   for w, v in zip(chosen.front_weights[:PREDICTED_STORED], chosen.front_predicted[:PREDICTED_STORED])],
+                   for w, v in zip(chosen.front_weights[:PREDICTED_STORED], chosen.front_predicted[:PREDICTED_STORED], strict=True)],
     })
     weights = space.round(chosen.weights, config.granularity)
     study.enqueue(weights[None, :], integration.name, {"round": round_number, "predicted": chosen.predicted.tolist()})
@@ -95,11 +96,14 @@ def promote(study: Study, round_number: int, seed: int) -> None:
 def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None) -> Recommendation:
     """Run (or resume) every round of the study; the last round's promoted mixture is the recommendation."""
     config = study.config
+    if config.rounds is None:
+        raise ConfigError("run_rounds needs a config with rounds: set rounds, or run the study with run_study")
+    rounds = config.rounds
     if config.merge_seeds:
         check_keeps_checkpoints(config)
     integration = config.fidelities[-1].name
-    per_round = math.ceil(config.n_trials / config.rounds)
-    for round_number in range(1, config.rounds + 1):
+    per_round = math.ceil(config.n_trials / rounds)
+    for round_number in range(1, rounds + 1):
         run_study(study, n_trials=min(round_number * per_round, config.n_trials), on_progress=on_progress)
         promoted = _round_trials(study, round_number)
         if not promoted:
@@ -110,9 +114,9 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
         run_waiting(study, on_progress)
         if not any(t.state == TrialState.COMPLETE for t in _round_trials(study, round_number)):
             raise RunFailed(f"the integration run of round {round_number} failed: see `mixopt study status`, then run again")
-    last = [t for t in _round_trials(study, config.rounds) if t.state == TrialState.COMPLETE][-1]
+    last = [t for t in _round_trials(study, rounds) if t.state == TrialState.COMPLETE][-1]
     recommendation = Recommendation(
-        trial=last.number, round=config.rounds, mixture=study.space.as_dict(study.weights_of(last)),
+        trial=last.number, round=rounds, mixture=study.space.as_dict(study.weights_of(last)),
         predicted=list(last.user_attrs["predicted"]), measured=list(last.values) if last.values else None,
     )
     return merge_seeds(study, recommendation, on_progress) if config.merge_seeds else recommendation
@@ -142,8 +146,8 @@ def merge_study(study: Study, merged: Path) -> Study:
         runner=ComponentConfig(config.runner.name, {**config.runner.options, "keep_checkpoint": True}),
         fidelities=[*config.fidelities, FidelityConfig(MERGE_FIDELITY, tokens=0.0, model=str(merged))],
     )
-    runs = optuna.create_study(storage=study.optuna._storage, study_name=f"{study.name}-merge",
-                               directions=list(config.directions), load_if_exists=True)
+    runs = optuna.create_study(storage=study_storage(study.optuna), study_name=f"{study.name}-merge",
+                               directions=optuna_directions(config.directions), load_if_exists=True)
     return Study(runs, view)
 
 
@@ -166,17 +170,18 @@ def merge_seeds(study: Study, recommendation: Recommendation,
         return [t for t in runs.trials(states or None) if t.user_attrs.get("merge_for") == recommendation.trial
                 and t.user_attrs.get("fidelity") == fidelity]
 
+    wanted = config.merge_seeds or 0
     seeds = _seed_runs(ours(integration, TrialState.COMPLETE))
-    if len(seeds) < config.merge_seeds:
+    if len(seeds) < wanted:
         queued = len(ours(integration, TrialState.WAITING))
-        for _ in range(config.merge_seeds - len(seeds) - queued):
+        for _ in range(wanted - len(seeds) - queued):
             runs.enqueue(weights, integration, {"merge_for": recommendation.trial})
         run_waiting(runs, relay)
         seeds = _seed_runs(ours(integration, TrialState.COMPLETE))
-        if len(seeds) < config.merge_seeds:
-            raise RunFailed(f"{config.merge_seeds - len(seeds)} seed runs of the recommended mixture failed "
+        if len(seeds) < wanted:
+            raise RunFailed(f"{wanted - len(seeds)} seed runs of the recommended mixture failed "
                             f"({_last_reason(ours(integration, TrialState.FAIL))}): run again to retry them")
-    seeds = seeds[: config.merge_seeds]
+    seeds = seeds[:wanted]
     numbers = [t.number for t in seeds]
     evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get("merge_of") == numbers]
     if not evaluations:
@@ -199,7 +204,7 @@ def merge_results(study: Study) -> list[dict]:
     ``{"trial", "seeds": [values of each completed seed run], "merged": values of the merge's evaluation
     or None, "checkpoint": the merged folder or None}``; empty when the study never merged seeds."""
     try:
-        runs = optuna.load_study(study_name=f"{study.name}-merge", storage=study.optuna._storage)
+        runs = optuna.load_study(study_name=f"{study.name}-merge", storage=study_storage(study.optuna))
     except KeyError:
         return []
     done = runs.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
 
 from mixopt.compat import study_storage
 from mixopt.config import ScreeningConfig, StudyConfig
@@ -23,7 +23,7 @@ from mixopt.executors import EXECUTORS, Executor
 from mixopt.loop import _reason, make_spec, output_root
 from mixopt.runners import RUNNERS
 from mixopt.runners.base import Evaluation
-from mixopt.study import Study, objective_values
+from mixopt.study import Study, objective_values, optuna_directions
 
 BASELINE = "(anchor only)"
 ENTER_Z = 1.0  # a source enters the search when it lifts some objective by more than this many standard errors
@@ -88,7 +88,7 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
     arms = screening_mixtures(config.screening, names)
     screen = optuna.create_study(
         storage=study_storage(study.optuna), study_name=f"{study.name}-screening",
-        directions=list(config.directions), load_if_exists=True,
+        directions=optuna_directions(config.directions), load_if_exists=True,
     )
     done = {(t.user_attrs["arm"], t.user_attrs["replicate"]) for t in screen.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     fidelity = config.search_fidelity
@@ -100,7 +100,7 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
     ]
     runner = RUNNERS.create(config.runner.name, config.runner.options)
     executor = executor or EXECUTORS.create(config.executor.name, config.executor.options)
-    distributions = {n: FloatDistribution(0.0, 1.0) for n in names}
+    distributions: dict[str, BaseDistribution] = {n: FloatDistribution(0.0, 1.0) for n in names}
     try:
         for index, result in executor.map(runner.run, specs):
             arm, r = todo[index]
@@ -122,13 +122,13 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
             ))
     finally:
         executor.close()
-    values: dict[str, list[list[float]]] = {}
+    by_arm: dict[str, list[list[float]]] = {}
     for t in screen.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        values.setdefault(t.user_attrs["arm"], []).append(list(t.values))
-    missing = [arm for arm in arms if len(values.get(arm, [])) == 0]
+        by_arm.setdefault(t.user_attrs["arm"], []).append(list(t.values))
+    missing = [arm for arm in arms if len(by_arm.get(arm, [])) == 0]
     if missing:
         raise RunFailed(f"screening has no completed run for {missing}; see `mixopt study status` and run again")
-    ranked = lifts({a: np.array(v) for a, v in values.items() if a in arms},
+    ranked = lifts({a: np.array(v) for a, v in by_arm.items() if a in arms},
                    [o.name for o in config.objectives], config.directions)
     study.optuna.set_user_attr("screening", [asdict(r) for r in ranked])
     return ranked

@@ -45,8 +45,8 @@ class Group:
     max_weight: float = 1.0
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4g}"
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:.4g}"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class MixtureSpace:
         return replace(self, token_budget=token_budget)
 
     def as_dict(self, w: np.ndarray) -> dict[str, float]:
-        return {name: float(x) for name, x in zip(self.names, w)}
+        return {name: float(x) for name, x in zip(self.names, w, strict=True)}
 
     def from_dict(self, weights: dict[str, float]) -> np.ndarray:
         unknown = set(weights) - set(self.names)
@@ -166,7 +166,7 @@ class MixtureSpace:
             raise ConfigError(f"granularity {granularity} must divide 1 exactly (e.g. 1e-3, 1e-4)")
         lo_u = np.ceil(self.lower * units - 1e-9).astype(np.int64)
         hi_u = np.floor(self.upper * units + 1e-9).astype(np.int64)
-        off_grid = [s.name for s, lo, hi in zip(self.sources, lo_u, hi_u) if lo > hi]
+        off_grid = [s.name for s, lo, hi in zip(self.sources, lo_u, hi_u, strict=True) if lo > hi]
         if off_grid or lo_u.sum() > units or hi_u.sum() < units:
             which = f" (source '{off_grid[0]}' has no grid value within its bounds)" if off_grid else ""
             raise InfeasibleSpaceError(
@@ -236,10 +236,10 @@ class MixtureSpace:
                     f"{_fmt(self.upper[k])} at a budget of {_fmt(self.token_budget)} tokens: lower it or raise max_repetition"
                 )
         if self.lower.sum() > 1 + FEASIBILITY_TOL:
-            listed = ", ".join(f"{s.name} {_fmt(l)}" for s, l in zip(self.sources, self.lower) if l > 0)
+            listed = ", ".join(f"{s.name} {_fmt(lo)}" for s, lo in zip(self.sources, self.lower, strict=True) if lo > 0)
             raise InfeasibleSpaceError(f"minimum weights sum to {_fmt(self.lower.sum())} > 1 ({listed}): lower them")
         if self.upper.sum() < 1 - FEASIBILITY_TOL:
-            listed = ", ".join(f"{s.name} {_fmt(u)}" for s, u in zip(self.sources, self.upper))
+            listed = ", ".join(f"{s.name} {_fmt(u)}" for s, u in zip(self.sources, self.upper, strict=True))
             raise InfeasibleSpaceError(
                 f"maximum weights sum to {_fmt(self.upper.sum())} < 1 ({listed}): raise them, the available tokens "
                 "or max_repetition"
@@ -261,7 +261,7 @@ class MixtureSpace:
             A, b = self.linear_constraints()
             result = linprog(
                 np.zeros(self.dim), A_ub=A, b_ub=b, A_eq=np.ones((1, self.dim)), b_eq=[1.0],
-                bounds=list(zip(self.lower, self.upper)), method="highs",
+                bounds=list(zip(self.lower, self.upper, strict=True)), method="highs",
             )
             if result.status != 0:
                 names = ", ".join(f"'{g.name}'" for g in self.groups)
@@ -346,7 +346,7 @@ def _slsqp_projection(
     ]
     result = minimize(
         lambda w: 0.5 * np.sum((w - x) ** 2), start, jac=lambda w: w - x, method="SLSQP",
-        bounds=list(zip(lower, upper)), constraints=constraints, options={"ftol": 1e-14, "maxiter": 500},
+        bounds=list(zip(lower, upper, strict=True)), constraints=constraints, options={"ftol": 1e-14, "maxiter": 500},
     )
     w = np.clip(result.x, lower, upper)
     if total > 0 and abs(w.sum() - total) > 1e-12:
@@ -366,7 +366,7 @@ def _nearest_l1(
     result = linprog(
         np.concatenate([np.zeros(k), np.ones(k)]), A_ub=a_ub, b_ub=b_ub,
         A_eq=np.concatenate([np.ones(k), np.zeros(k)])[None, :], b_eq=[1.0],
-        bounds=[*zip(lower, upper), *[(0, None)] * k], method="highs",
+        bounds=[*zip(lower, upper, strict=True), *[(0, None)] * k], method="highs",
     )
     if result.status != 0:
         raise InfeasibleSpaceError("the constraints admit no mixture")
@@ -427,7 +427,8 @@ def sample_polytope(space: MixtureSpace, n: int, seed: int = 0) -> np.ndarray:
     free = space.upper - space.lower > 1e-12
     if n == 0 or not free.any():
         return np.tile(space.lower, (n, 1))
-    kept, drawn = [], 0
+    kept: list[np.ndarray] = []
+    drawn = 0
     while sum(len(k) for k in kept) < n:
         batch = max(1024, 4 * n)
         candidates = np.tile(space.lower, (batch, 1))

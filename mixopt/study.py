@@ -18,7 +18,7 @@ import re
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 import mixopt
@@ -141,7 +142,8 @@ class Study:
         store = open_storage(url)
         directions = [o.direction for o in config.objectives]
         try:
-            study = optuna.create_study(storage=store, study_name=name, directions=directions, load_if_exists=True)
+            study = optuna.create_study(storage=store, study_name=name, directions=optuna_directions(directions),
+                                        load_if_exists=True)
         except ValueError as exc:
             raise StorageError(f"study '{name}' exists with other objectives: {exc}") from None
         stored_directions = ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
@@ -290,6 +292,7 @@ class Study:
         ``fidelity``. Rows outside this study's space, with missing values, or already imported (the same
         mixture, values and fidelity: a table imported twice) are skipped."""
         space = self.config.space(fidelity)
+        distributions: dict[str, BaseDistribution] = dict(self.distributions)
         count = ImportCount()
         weights = weights / weights.sum(axis=1, keepdims=True)  # tables round weights (RegMix rows: 1 +- 0.004)
         seen = {_import_identity(self.space.from_dict(t.params), t.values, t.user_attrs.get("fidelity"))
@@ -304,7 +307,7 @@ class Study:
                 continue
             seen.add(identity)
             self.optuna.add_trial(optuna.trial.create_trial(
-                params=self.space.as_dict(w), distributions=self.distributions, values=[float(x) for x in v],
+                params=self.space.as_dict(w), distributions=distributions, values=[float(x) for x in v],
                 user_attrs={"fidelity": fidelity, "imported_from": source,
                             "metrics": {o.metric: float(x) for o, x in zip(self.config.objectives, v, strict=True)}},
             ))
@@ -365,8 +368,7 @@ class Study:
             values = np.array([t.values for t in done], dtype=float)
             errors = [[t.user_attrs.get("stderr", {}).get(o.metric) for o in self.config.objectives] for t in done]
             stderr = None if any(e is None for row in errors for e in row) else np.array(errors, dtype=float)
-        pending_w = [self._pending_weights(t) for t in pending]
-        pending_w = [w for w in pending_w if w is not None]
+        pending_w = [w for w in (self._pending_weights(t) for t in pending) if w is not None]
         return History(
             weights=weights, values=values, directions=directions, stderr=stderr,
             pending=np.stack(pending_w) if pending_w else np.zeros((0, self.space.dim)),
@@ -413,12 +415,17 @@ def objective_values(evaluation: Evaluation, objectives) -> list[float]:
                 role = "metric" if metric == objective.metric else "part"
                 raise ValueError(f"objective '{objective.name}': {role} '{metric}' {problem}")
         mean = float(np.mean([evaluation.metrics[part] for part in objective.parts])) if objective.parts else None
-        value = mean if computed else float(evaluation.metrics[objective.metric])
+        value = mean if computed and mean is not None else float(evaluation.metrics[objective.metric])
         if mean is not None and abs(value - mean) > PARTS_TOLERANCE * max(1.0, abs(mean)):
             raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' is {value:.6g} but the "
                              f"mean of its parts is {mean:.6g}: report their mean as '{objective.metric}', or leave it out")
         values.append(value)
     return values
+
+
+def optuna_directions(directions: Sequence[str]) -> list[StudyDirection]:
+    """Optuna's directions for ours (``minimize`` or ``maximize``, checked when the config loads)."""
+    return [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
 
 
 def _metric_problem(evaluation: Evaluation, metric: str) -> str | None:

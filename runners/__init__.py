@@ -1,6 +1,7 @@
 """Runners: execute one mixture at one fidelity and report its metrics (installed as ``mixopt.runners``)."""
 
 from mixopt.registry import Registry
+from mixopt.runners.base import Evaluation, Runner, RunSpec
 
 RUNNERS = Registry(
     "runner",
@@ -10,3 +11,5 @@ RUNNERS = Registry(
         "command": "mixopt.runners.command:CommandRunner",
     },
 )
+
+__all__ = ["RUNNERS", "Evaluation", "RunSpec", "Runner"]

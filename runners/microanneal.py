@@ -107,7 +107,7 @@ class MicroannealRunner(Runner):
         quiet_libraries()
         if self.bf16 not in ("auto", True, False):
             raise RunFailed(f"runner option bf16 must be auto, true or false (got {self.bf16!r})")
-        bf16 = bf16_supported() if self.bf16 == "auto" else self.bf16
+        bf16 = bf16_supported() if self.bf16 == "auto" else bool(self.bf16)
         out = Path(spec.output_dir)
         out.mkdir(parents=True, exist_ok=True)
 
@@ -203,7 +203,8 @@ class MicroannealRunner(Runner):
         metrics = {f"bpb_{name}": ev.heldout_bpb(model, s.heldout, byte_lengths, self.eval_batch_size, bf16)
                    for name, s in sources.items()}
         max_length = min(model.config.max_position_embeddings, 4 * self.block_size)
-        for path in sorted(self._tasks_dir().glob("*.jsonl")) if self._tasks_dir() else ():
+        tasks_dir = self._tasks_dir()
+        for path in sorted(tasks_dir.glob("*.jsonl")) if tasks_dir else ():
             scores = ev.score_items(model, tokenizer, ev.load_items(path, self.task_items), self.eval_batch_size,
                                     bf16, max_length)
             metrics.update({f"{path.stem}_{k}": v for k, v in scores.items()})

@@ -1,6 +1,7 @@
 """Surrogates: scikit-learn-style regressors from mixtures to outcomes (installed as ``mixopt.surrogates``)."""
 
 from mixopt.registry import Registry
+from mixopt.surrogates.base import Surrogate
 
 SURROGATES = Registry(
     "surrogate",
@@ -14,3 +15,5 @@ SURROGATES = Registry(
 )
 
 DEFAULT_SURROGATE = "ensemble"
+
+__all__ = ["DEFAULT_SURROGATE", "SURROGATES", "Surrogate"]

@@ -19,12 +19,6 @@ def make_surrogate(name: str | None = None, options: dict[str, Any] | None = Non
     return SURROGATES.create(name or DEFAULT_SURROGATE, options)
 
 
-def surrogate_factory(study: Any):
-    """Deprecated here, kept only for ``mixopt/rounds.py`` until it imports ``mixopt.analysis.surrogate_factory``
-    (the same function). Reads ``study.config.surrogate`` by attribute, so it imports no study code."""
-    return lambda: make_surrogate(study.config.surrogate.name, study.config.surrogate.options)
-
-
 def fit_surrogates(X: np.ndarray, Y: np.ndarray, factory=None) -> list:
     """One fitted surrogate per objective, from mixtures ``X`` ``(n, K)`` and values ``Y`` ``(n, m)``;
     ``factory()`` makes each (default: ``make_surrogate``)."""

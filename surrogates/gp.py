@@ -56,13 +56,18 @@ class GaussianProcess(Surrogate):
 
     def out_of_fold_predict(self, X, y, n_splits: int, seed: int) -> np.ndarray:
         """Exact leave-one-out means at the hyperparameters fitted on all rows (one fit, not ``n_splits``)."""
+        from botorch.models.transforms import Standardize
+
         self.fit(X, y)
         model = self.model_
+        transform = model.outcome_transform
+        if not isinstance(transform, Standardize):  # _fit always standardizes; the formula below undoes it
+            raise TypeError(f"leave-one-out needs a Standardize outcome transform, not {type(transform).__name__}")
         with torch.no_grad():
             train = model.train_inputs[0]
             covariance = model.covar_module(train).to_dense() + model.likelihood.noise * torch.eye(len(train))
             z = model.train_targets - model.mean_module(train)
             precision = torch.linalg.inv(covariance)
             loo_standardized = model.train_targets - (precision @ z) / torch.diagonal(precision)
-            mean, std = model.outcome_transform.means.squeeze(), model.outcome_transform.stdvs.squeeze()
+            mean, std = transform.means.squeeze(), transform.stdvs.squeeze()
         return (loo_standardized * std + mean).numpy()

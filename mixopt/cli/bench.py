@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
 
@@ -10,7 +11,7 @@ from mixopt.errors import ConfigError
 
 BENCHMARKS = ("search", "surrogates", "microanneal")
 
-COMMAND_SETTINGS = {
+COMMAND_SETTINGS: dict[str, Any] = {  # keyword arguments of app.command
     "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True},
     "epilog": "Example: mixopt bench search --fast (arguments after NAME go to the benchmark)",
 }

@@ -6,7 +6,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
@@ -16,7 +15,7 @@ from rich.table import Table
 
 import mixopt
 from mixopt import export as export_mod
-from mixopt import pareto
+from mixopt import handoff, pareto
 from mixopt.config import load_config
 from mixopt.errors import ConfigError, OutputError
 from mixopt.loop import propose_batch, run_study
@@ -43,7 +42,7 @@ def default_config_path() -> Path:
     raise ConfigError("no CONFIG given and no studies/default/study.yaml here: pass a study.yaml")
 
 
-def open_study(config: Optional[Path], storage: Optional[str], study_name: Optional[str], create: bool) -> Study:
+def open_study(config: Path | None, storage: str | None, study_name: str | None, create: bool) -> Study:
     """The study named by a config (created if ``create``) or by ``--storage`` and ``--study-name``."""
     if config is None and storage is not None:
         if study_name is None:
@@ -59,11 +58,11 @@ def open_study(config: Optional[Path], storage: Optional[str], study_name: Optio
     epilog="Example: mixopt study run studies/synthetic/study.yaml --n-trials 40 --batch-size 4",
 )
 def run(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
-    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="completed trials to reach"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="mixtures proposed per round"),
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
+    n_trials: int | None = typer.Option(None, "--n-trials", min=1, help="completed trials to reach"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="mixtures proposed per round"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
 ) -> None:
     """Run (or resume) a study until it has its configured number of completed trials, then print the
@@ -76,14 +75,7 @@ def run(
         f"{len(cfg.objectives)} objectives, searcher {cfg.searcher.name}, runner {cfg.runner.name}"
     )
     if cfg.reuse is not None:
-        from mixopt.reuse import apply_reuse, stored_report
-
-        reused = apply_reuse(study)
-        if reused is not None:
-            print_reuse(reused)
-        elif (earlier := stored_report(study)) is not None:
-            out.print(f"reuse of study '{earlier.old_study}' was applied when this study started "
-                      f"({len(earlier.imported)} trials imported; `mixopt study status` shows the map)")
+        apply_and_print_reuse(study)
     best: dict[str, float] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}")]
@@ -92,7 +84,7 @@ def run(
 
         def on_progress(event) -> None:
             if event.values is not None:
-                for objective, value in zip(cfg.objectives, event.values):
+                for objective, value in zip(cfg.objectives, event.values, strict=True):
                     better = max if objective.direction == "maximize" else min
                     best[objective.name] = better(best.get(objective.name, value), value)
             else:
@@ -100,31 +92,48 @@ def run(
             text = "best " + " ".join(f"{k}={v:.4g}" for k, v in best.items()) if best else ""
             progress.update(task, completed=event.completed, best=text)
 
+        promoted = None
         if cfg.rounds:
-            recommendation = run_rounds(study, on_progress=on_progress)
+            promoted = run_rounds(study, on_progress=on_progress)
         else:
             run_study(study, n_trials=target, batch_size=batch_size, on_progress=on_progress)
     print_front(study)
     if report:
         write_study_report(study)
-    if cfg.rounds:
-        names = [o.name for o in cfg.objectives]
-        out.print(f"recommended mixture (round {recommendation.round} integration run, trial {recommendation.trial}): "
-                  + " ".join(f"{k}={v:.4f}" for k, v in recommendation.mixture.items() if v > 0))
-        out.print("  predicted " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.predicted)))
-        if recommendation.measured:
-            out.print("  measured  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, recommendation.measured)))
-        print_seed_merge(names, recommendation.seeds, recommendation.merged,
-                         f"weights averaged over the {len(recommendation.seeds)} seeds: {recommendation.merged_checkpoint}")
+    if promoted is not None:
+        print_promoted(study, promoted)
         path = _exports_path(study)
-        export_mod.write_atomic(path, export_mod.export_trial(study, recommendation.trial))
-        out.print(f"exported the recommended mixture to {path}")
-        return
-    recommendation = recommend_study(study)
-    print_recommendation(study, recommendation)
-    path = _exports_path(study)
-    export_mod.write_atomic(path, export_mod.export_recommendation(study, recommendation))
+        export_mod.write_atomic(path, handoff.export_trial(study, promoted.trial))
+    else:
+        recommendation = recommend_study(study)
+        print_recommendation(study, recommendation)
+        path = _exports_path(study)
+        export_mod.write_atomic(path, handoff.export_recommendation(study, recommendation))
     out.print(f"exported the recommended mixture to {path}")
+
+
+def print_promoted(study: Study, promoted) -> None:
+    """The last round's integration run (``mixopt.rounds.Recommendation``) and its seed merge, if any."""
+    names = [o.name for o in study.config.objectives]
+    out.print(f"recommended mixture (round {promoted.round} integration run, trial {promoted.trial}): "
+              + " ".join(f"{k}={v:.4f}" for k, v in promoted.mixture.items() if v > 0))
+    out.print("  predicted " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, promoted.predicted, strict=True)))
+    if promoted.measured:
+        out.print("  measured  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, promoted.measured, strict=True)))
+    print_seed_merge(names, promoted.seeds, promoted.merged,
+                     f"weights averaged over the {len(promoted.seeds)} seeds: {promoted.merged_checkpoint}")
+
+
+def apply_and_print_reuse(study: Study) -> None:
+    """Import the old study's runs as the config's ``reuse`` says (once), and say what was done."""
+    from mixopt.reuse import apply_reuse, stored_report
+
+    reused = apply_reuse(study)
+    if reused is not None:
+        print_reuse(reused)
+    elif (earlier := stored_report(study)) is not None:
+        out.print(f"reuse of study '{earlier.old_study}' was applied when this study started "
+                  f"({len(earlier.imported)} trials imported; `mixopt study status` shows the map)")
 
 
 def print_reuse(report) -> None:
@@ -168,7 +177,7 @@ def print_front(study: Study, limit: int = 12) -> None:
     shown = f", first {limit} by {names[0]}" if len(front) > limit else ""
     table = Table(title=f"Pareto front of {study.name} ({len(front)} of {len(done)} trials{shown})")
     table.add_column("trial", justify="right")
-    for name, objective in zip(names, cfg.objectives):
+    for name, objective in zip(names, cfg.objectives, strict=True):
         table.add_column(f"{name} ({'max' if objective.direction == 'maximize' else 'min'})", justify="right")
     table.add_column("mixture")
     for _, row in front.head(limit).iterrows():
@@ -180,9 +189,9 @@ def print_front(study: Study, limit: int = 12) -> None:
 
 @app.command(epilog="Example: mixopt study status studies/synthetic/study.yaml")
 def status(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
     output_format: str = typer.Option("table", "-f", "--format", help="table or json"),
 ) -> None:
     """Counts of trials by state and fidelity, failures with their reasons, and the Pareto front."""
@@ -217,7 +226,7 @@ def status(
         out.print(f"surrogate-predicted front at '{predicted['fidelity']}' (round {predicted['round']}):")
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
-            out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"])) + f"  {mix}")
+            out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"], strict=True)) + f"  {mix}")
     if len(study.history()):
         print_recommendation(study, recommend_study(study))
     for merge in merge_results(study):
@@ -237,8 +246,8 @@ def _recommendation_json(study: Study) -> dict | None:
     names = [o.name for o in study.config.objectives]
     return {
         "mixture": study.space.as_dict(r.weights), "rule": r.rule, "model": r.model,
-        "predicted": None if r.predicted is None else dict(zip(names, map(float, r.predicted))),
-        "predicted_sd": None if r.predicted_sd is None else dict(zip(names, map(float, r.predicted_sd))),
+        "predicted": None if r.predicted is None else dict(zip(names, map(float, r.predicted), strict=True)),
+        "predicted_sd": None if r.predicted_sd is None else dict(zip(names, map(float, r.predicted_sd), strict=True)),
         "nearest_trial": r.nearest_trial, "distance": r.distance,
     }
 
@@ -246,12 +255,12 @@ def _recommendation_json(study: Study) -> dict | None:
 def print_recommendation(study: Study, recommendation) -> None:
     """The recommended mixture (``mixopt.recommend.Recommendation``), its prediction and nearest run."""
     names = [o.name for o in study.config.objectives]
-    weights = sorted(zip(recommendation.weights, study.space.names), reverse=True)
+    weights = sorted(zip(recommendation.weights, study.space.names, strict=True), reverse=True)
     out.print(f"recommended mixture ({recommendation.model}, pick {recommendation.rule}): "
               + " ".join(f"{s}={w:.4f}" for w, s in weights if w >= 0.00005), markup=False, soft_wrap=True)
     if recommendation.predicted is not None:
         out.print("  predicted " + " ".join(f"{n}={v:.4f}+-{sd:.2g}" for n, v, sd in
-                                            zip(names, recommendation.predicted, recommendation.predicted_sd)),
+                                            zip(names, recommendation.predicted, recommendation.predicted_sd, strict=True)),
                   markup=False)
     if recommendation.nearest_trial is not None:
         out.print(f"  nearest measured run: trial {recommendation.nearest_trial} "
@@ -261,9 +270,9 @@ def print_recommendation(study: Study, recommendation) -> None:
 def print_seed_merge(names: list[str], seeds: list[list[float]], merged: list[float] | None, where: str) -> None:
     """One line per seed run of a recommended mixture, then its merge's values and ``where`` it lies."""
     for seed, values in enumerate(seeds, 1):
-        out.print(f"  seed {seed}    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, values)))
+        out.print(f"  seed {seed}    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, values, strict=True)))
     if merged is not None:
-        out.print("  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, merged)) + f"  ({where})",
+        out.print("  merged    " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, merged, strict=True)) + f"  ({where})",
                   markup=False, soft_wrap=True)
 
 
@@ -271,14 +280,14 @@ def print_seed_merge(names: list[str], seeds: list[list[float]], merged: list[fl
     epilog="Example: mixopt study export studies/synthetic/study.yaml --pick best:math --format olmo-cookbook -o mix.yaml",
 )
 def export(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
-    trial: Optional[int] = typer.Option(None, "--trial", help="trial number to export"),
-    pick: Optional[str] = typer.Option(None, "--pick", help="recommended (default: the model's recommendation), or a measured trial by knee, best:OBJECTIVE or chebyshev:w1,w2,..."),
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
+    trial: int | None = typer.Option(None, "--trial", help="trial number to export"),
+    pick: str | None = typer.Option(None, "--pick", help="recommended (default: the model's recommendation), or a measured trial by knee, best:OBJECTIVE or chebyshev:w1,w2,..."),
     dialect: str = typer.Option("olmo-core", "--format", help="olmo-core, olmo-cookbook or plain"),
-    fidelity: Optional[str] = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
+    fidelity: str | None = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
 ) -> None:
     """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
     choice at the export budget); with --trial or --pick RULE, a measured trial."""
@@ -289,10 +298,10 @@ def export(
     study = open_study(config, storage, study_name, create=False)
     if trial is None and pick in (None, "recommended"):
         recommendation = recommend_study(study, fidelity)
-        text, what = export_mod.export_recommendation(study, recommendation, dialect, fidelity), "the recommended mixture"
+        text, what = handoff.export_recommendation(study, recommendation, dialect, fidelity), "the recommended mixture"
     else:
-        number = trial if trial is not None else pick_measured(study, pick, export_fidelity=fidelity)
-        text, what = export_mod.export_trial(study, number, dialect, fidelity), f"trial {number}"
+        number = trial if trial is not None else pick_measured(study, str(pick), export_fidelity=fidelity)
+        text, what = handoff.export_trial(study, number, dialect, fidelity), f"trial {number}"
     if output is None:
         sys.stdout.write(text)
     else:
@@ -302,9 +311,9 @@ def export(
 
 @app.command(epilog="Example: mixopt study ask studies/synthetic/study.yaml -n 4 -f json > batch.json")
 def ask(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
     n: int = typer.Option(1, "-n", min=1, help="number of mixtures"),
     output_format: str = typer.Option("json", "-f", "--format", help="json"),
 ) -> None:
@@ -328,13 +337,13 @@ def ask(
     "mixopt study tell --trial 3 --file results.json   (results.json: {\"metrics\": {...}, \"stderr\": {...}})",
 )
 def tell(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
     trial: int = typer.Option(..., "--trial", help="trial number from `mixopt study ask`"),
-    values: Optional[str] = typer.Option(None, "--values", help="objective values, comma-separated, in config order"),
-    file: Optional[Path] = typer.Option(None, "--file", help="JSON with metrics (and optional stderr, cost)"),
-    fail: Optional[str] = typer.Option(None, "--fail", help="mark the trial failed with this reason"),
+    values: str | None = typer.Option(None, "--values", help="objective values, comma-separated, in config order"),
+    file: Path | None = typer.Option(None, "--file", help="JSON with metrics (and optional stderr, cost)"),
+    fail: str | None = typer.Option(None, "--fail", help="mark the trial failed with this reason"),
 ) -> None:
     """Report the result of a trial handed out by `mixopt study ask`."""
     if sum(x is not None for x in (values, file, fail)) != 1:
@@ -355,7 +364,7 @@ def tell(
     console.print(f"trial {trial} complete")
 
 
-def _evaluation_from_cli(study: Study, values: Optional[str], file: Optional[Path]) -> Evaluation:
+def _evaluation_from_cli(study: Study, values: str | None, file: Path | None) -> Evaluation:
     objectives = study.config.objectives
     if values is not None:
         try:
@@ -364,9 +373,9 @@ def _evaluation_from_cli(study: Study, values: Optional[str], file: Optional[Pat
             raise ConfigError(f"--values must be numbers separated by commas (got '{values}')") from None
         if len(numbers) != len(objectives) or not all(math.isfinite(v) for v in numbers):
             raise ConfigError(f"--values needs {len(objectives)} finite numbers, one per objective {[o.name for o in objectives]}")
-        return Evaluation(metrics={o.metric: v for o, v in zip(objectives, numbers)}, runner=EXTERNAL)
+        return Evaluation(metrics={o.metric: v for o, v in zip(objectives, numbers, strict=True)}, runner=EXTERNAL)
     try:
-        data = json.loads(Path(file).read_text())
+        data = json.loads(Path(str(file)).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read results file {file}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
@@ -387,13 +396,13 @@ def _evaluation_from_cli(study: Study, values: Optional[str], file: Optional[Pat
     epilog="Example: mixopt study import study.yaml --ratios swarm_ratios.csv --metrics swarm_metrics.csv --fidelity microanneal",
 )
 def import_runs(
-    config: Optional[Path] = ConfigArg,
-    storage: Optional[str] = StorageOpt,
-    study_name: Optional[str] = NameOpt,
+    config: Path | None = ConfigArg,
+    storage: str | None = StorageOpt,
+    study_name: str | None = NameOpt,
     ratios: Path = typer.Option(..., "--ratios", help="CSV of mixtures: a key column and one column per source"),
     metrics: Path = typer.Option(..., "--metrics", help="CSV of results: the key column and each objective's metric"),
-    fidelity: Optional[str] = typer.Option(None, "--fidelity", help="fidelity of these runs (default: the search fidelity)"),
-    key: Optional[str] = typer.Option(None, "--key", help="join column (default: detected)"),
+    fidelity: str | None = typer.Option(None, "--fidelity", help="fidelity of these runs (default: the search fidelity)"),
+    key: str | None = typer.Option(None, "--key", help="join column (default: detected)"),
 ) -> None:
     """Load a swarm of runs measured elsewhere (e.g. RegMix or Olmix tables) as completed trials: a warm start."""
     from mixopt.tables import read_run_table, target_values

@@ -4,6 +4,7 @@ model, sources, tasks and SFT pairs, each built on first use."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mixopt.demo.base import ensure_base
 from mixopt.demo.data import SOURCES, ensure_data
@@ -25,3 +26,9 @@ class DemoAssets:
 
     def sft_dir(self) -> Path:
         return ensure_data(check=False).root / "sft"
+
+
+if TYPE_CHECKING:  # mypy checks that the demo provides what the runner asks for
+    from mixopt.runners.microanneal import Assets
+
+    _checked: Assets = DemoAssets()

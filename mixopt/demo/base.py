@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -18,10 +19,35 @@ VERSION = "v1"
 VOCAB_SIZE = 8192
 TOKENIZER_BYTES = 12_000_000  # text the tokenizer is trained on, spread over all sources
 EOS, PAD = "<|endoftext|>", "<|pad|>"
-MODEL = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "num_key_value_heads": 4, "max_position_embeddings": 512}
-PRETRAIN = {"mixture": {"web": 0.4, "books": 0.3, "code": 0.3}, "tokens": 1_000_000, "block_size": 128,
-            "batch_size": 16, "learning_rate": 3e-3, "warmup_fraction": 0.05, "seed": 0}
+
+
+class ModelShape(TypedDict):
+    """``LlamaConfig`` arguments of the base model (stored in its manifest)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    max_position_embeddings: int
+
+
+class Pretraining(TypedDict):
+    """How the base model is pretrained (stored in its manifest)."""
+
+    mixture: dict[str, float]
+    tokens: int
+    block_size: int
+    batch_size: int
+    learning_rate: float
+    warmup_fraction: float
+    seed: int
+
+
+MODEL = ModelShape(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=4, max_position_embeddings=512)
+PRETRAIN = Pretraining(mixture={"web": 0.4, "books": 0.3, "code": 0.3}, tokens=1_000_000, block_size=128,
+                       batch_size=16, learning_rate=3e-3, warmup_fraction=0.05, seed=0)
 
 
 def base_dir() -> Path:

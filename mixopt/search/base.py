@@ -22,7 +22,7 @@ from mixopt.space import MixtureSpace
 def mean_composition(sizes: list[int]) -> np.ndarray:
     """Matrix ``(m, sum(sizes))`` whose row ``o`` averages the ``o``-th consecutive block of ``sizes[o]`` parts."""
     composition = np.zeros((len(sizes), sum(sizes)))
-    for row, (start, size) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), sizes)):
+    for row, (start, size) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), sizes, strict=True)):
         composition[row, start : start + size] = 1.0 / size
     return composition
 

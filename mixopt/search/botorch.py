@@ -15,13 +15,14 @@
   best (several objectives: spread along the believed front).
 - Initial design: the prior mixture, then uniform samples of the polytope interleaved with
   sparse-to-dense Dirichlet draws around the prior (``uniform_share`` of them uniform).
-- Predictor (for :mod:`mixopt.recommend`): the posterior mean and standard deviation of each objective
+- Predictor (for :mod:`mixopt.search.recommend`): the posterior mean and standard deviation of each objective
   (with parts: their composition, the parts' posteriors being independent given the data).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -139,7 +140,7 @@ class BoTorchSearcher(Searcher):
     def _local_draws(self, space: MixtureSpace, history: History, model, n: int, seed: int) -> np.ndarray:
         """With one objective, ``local_share`` of the batch ``(n_local, K)``: Dirichlet draws around the
         mixture the GP recommends now (a space-filling trust region for the regression); else none."""
-        from mixopt.recommend import recommend
+        from mixopt.search.recommend import recommend
 
         n_local = int(round(self.local_share * n)) if len(history.directions) == 1 else 0
         if n_local == 0:
@@ -197,9 +198,7 @@ class BoTorchSearcher(Searcher):
         sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=seed)
         floor = self._thresholds(space, history, model)
         A = _tensor(model.output_map(len(history.directions)))  # model outputs -> objectives
-        constraints = None
-        if floor is not None:
-            constraints = [lambda Z, a=A[o], f=float(floor[o]): f - Z @ a for o in range(len(floor))]
+        constraints = None if floor is None else _outcome_constraints(A, floor)
         m = len(history.directions)
         if m == 1:
             objective = None if model.composition is None else LinearMCObjective(A[0])
@@ -207,17 +206,17 @@ class BoTorchSearcher(Searcher):
                 model.gp, X, sampler=sampler, objective=objective, X_pending=pending, prune_baseline=True,
                 constraints=constraints,
             )
-        objective = None if model.composition is None else GenericMCMultiOutputObjective(lambda Z, X=None: Z @ A.T)
+        objectives = None if model.composition is None else GenericMCMultiOutputObjective(_linear_map(A))
         if m <= 4:
             Y = _tensor(history.maximized)
             ref = infer_reference_point(Y[is_non_dominated(Y)])
             return qLogNoisyExpectedHypervolumeImprovement(
-                model.gp, ref_point=ref, X_baseline=X, sampler=sampler, objective=objective, X_pending=pending,
+                model.gp, ref_point=ref, X_baseline=X, sampler=sampler, objective=objectives, X_pending=pending,
                 prune_baseline=True, constraints=constraints,
             )
         weights = torch.tensor(np.random.default_rng(seed).dirichlet(np.ones(m)), dtype=DTYPE)
         return qLogNParEGO(
-            model.gp, X, scalarization_weights=weights, sampler=sampler, objective=objective, X_pending=pending,
+            model.gp, X, scalarization_weights=weights, sampler=sampler, objective=objectives, X_pending=pending,
             prune_baseline=True, constraints=constraints,
         )
 
@@ -232,7 +231,7 @@ class BoTorchSearcher(Searcher):
         # Candidates scored at once: each holds a joint posterior per GP output, so parts take P times the memory.
         at_once = DISCRETE_BATCH if model.composition is None else max(1, DISCRETE_BATCH // model.composition.shape[1])
         if len(history.directions) > 4:  # ParEGO: a fresh scalarization for each proposal
-            chosen = []
+            chosen: list[np.ndarray] = []
             for i in range(n):
                 acq = self._acquisition(space, _with_pending(history, chosen), model, seed + i)
                 x, _ = optimize_acqf_discrete(acq, 1, _tensor(pool[:, free]), max_batch_size=at_once,
@@ -252,6 +251,24 @@ def _seeded(seed: int, threads: int):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         yield
+
+
+def _outcome_constraints(A: torch.Tensor, floor: np.ndarray) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """BoTorch outcome constraints (feasible where <= 0) for objectives ``Z @ A[o] >= floor[o]``, per objective."""
+
+    def at_least(a: torch.Tensor, f: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda Z: f - Z @ a
+
+    return [at_least(A[o], float(floor[o])) for o in range(len(floor))]
+
+
+def _linear_map(A: torch.Tensor) -> Callable[..., torch.Tensor]:
+    """The multi-output MC objective ``Z -> Z @ A.T`` (model outputs to objectives)."""
+
+    def apply(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+        return Z @ A.T
+
+    return apply
 
 
 def _free(space: MixtureSpace) -> np.ndarray:
@@ -354,7 +371,7 @@ def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndar
     equality = [(idx, torch.ones(len(idx), dtype=DTYPE), float(1.0 - pinned))]
     inequality = []
     M = space.group_matrix()
-    for g, (lo, hi) in enumerate(zip(*space.group_bounds)):
+    for g, (lo, hi) in enumerate(zip(*space.group_bounds, strict=True)):
         members = torch.as_tensor(np.flatnonzero(M[g, free]))
         offset = float(M[g, ~free] @ space.lower[~free])
         if len(members) == 0:

@@ -35,13 +35,13 @@ def prior_mixture(space: MixtureSpace, prior: dict[str, float] | None = None) ->
 def pull_into(space: MixtureSpace, W: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     """Move each row of ``W`` ``(n, K)`` (rows summing to 1) towards the feasible ``anchor`` ``(K,)``
     just enough to satisfy every bound and group constraint (largest feasible step, ratio test)."""
-    A = [np.eye(space.dim), -np.eye(space.dim)]
-    b = [space.upper, -space.lower]
+    blocks = [np.eye(space.dim), -np.eye(space.dim)]
+    bounds = [space.upper, -space.lower]
     if space.groups:
         G, h = space.linear_constraints()
-        A.append(G)
-        b.append(h)
-    A, b = np.vstack(A), np.concatenate(b)
+        blocks.append(G)
+        bounds.append(h)
+    A, b = np.vstack(blocks), np.concatenate(bounds)
     step = (W - anchor) @ A.T  # (n, c): growth of each constraint along the segment
     room = np.maximum(b - A @ anchor, 0.0)  # (c,)
     with np.errstate(divide="ignore", invalid="ignore"):

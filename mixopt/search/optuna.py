@@ -16,7 +16,8 @@ import abc
 
 import numpy as np
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
 from mixopt.compat import nsga2_generation_key
@@ -97,8 +98,9 @@ class OptunaSearcher(Searcher):
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
         coords = StickBreaking(space)
         names = [f"u{j}" for j in range(coords.n_coordinates)]
-        distributions = {name: FloatDistribution(0.0, 1.0) for name in names}
-        study = optuna.create_study(directions=list(history.directions), sampler=self.sampler(seed))
+        distributions: dict[str, BaseDistribution] = {name: FloatDistribution(0.0, 1.0) for name in names}
+        directions = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in history.directions]
+        study = optuna.create_study(directions=directions, sampler=self.sampler(seed))
         floor = self.outcome_constraint.thresholds(space, history) if self.outcome_constraint else None
         constrained = bool(space.groups) or floor is not None
         lie = list(history.values.mean(axis=0)) if len(history) else None
@@ -118,7 +120,7 @@ class OptunaSearcher(Searcher):
         for w in history.pending:
             self._add_pending(study, params(w), distributions, lie, constrained)
 
-        out = []
+        out: list[np.ndarray] = []
         for _ in range(n):
             seen = np.vstack([history.weights.reshape(-1, space.dim), history.pending.reshape(-1, space.dim), *out])
             out.append(self._ask_feasible(space, study, coords, names, distributions, history, lie, constrained, seen)[None])

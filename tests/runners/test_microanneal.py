@@ -76,6 +76,15 @@ def test_registered_and_picklable():
     assert isinstance(made, MicroannealRunner) and pickle.loads(pickle.dumps(made)) == made
 
 
+def test_default_assets_are_the_demos():
+    from mixopt.demo.assets import DemoAssets
+    from mixopt.demo.data import SOURCES
+    from mixopt.runners.microanneal import default_assets
+
+    assets = default_assets()  # named in the runner's registry: the runner never imports mixopt.demo
+    assert isinstance(assets, DemoAssets) and assets.sources == SOURCES
+
+
 def test_training_lowers_the_loss(world, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
