@@ -138,6 +138,9 @@ class StudyConfig:
     description: str = ""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
     directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
+    # Spaces by token budget, built on first use (each replace() of the config starts a fresh cache).
+    _spaces: dict[float | None, MixtureSpace] = field(default_factory=dict, init=False, repr=False, compare=False,
+                                                       metadata={"internal": True})
     text: str = field(default="", compare=False, repr=False, metadata={"internal": True})
 
     @property
@@ -155,6 +158,11 @@ class StudyConfig:
         """The mixture space at a fidelity's token budget (default: the search fidelity); a budget of 0
         tokens (an evaluation without training, such as of merged seeds) has no repetition caps."""
         budget = self.fidelity(fidelity).tokens if fidelity else self.search_fidelity.tokens
+        if budget not in self._spaces:  # built once per budget (with groups, its check solves an LP)
+            self._spaces[budget] = self._build_space(budget)
+        return self._spaces[budget]
+
+    def _build_space(self, budget: float) -> MixtureSpace:
         return MixtureSpace(
             sources=tuple(
                 Source(s.name, s.tokens, s.min_weight, s.max_weight, s.max_repetition, s.fixed_weight, tuple(s.paths))

@@ -77,6 +77,19 @@ def render(
     return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
 
 
+def trial_provenance(study: str, trial: int, fidelity: str | None, values: dict[str, float] | None,
+                     space: MixtureSpace) -> dict[str, Any]:
+    """The header of a trial's export: its study, number and fidelity, its measured objective ``values``
+    (None or empty: not measured yet) and the token budget whose caps the export meets."""
+    return {
+        "study": study,
+        "trial": trial,
+        "fidelity": fidelity,
+        "objectives": ", ".join(f"{k}={v:.6g}" for k, v in (values or {}).items()) or "none",
+        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
+    }
+
+
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mixopt.errors import ConfigError
-from mixopt.export import render
+from mixopt.export import render, trial_provenance
 
 if TYPE_CHECKING:
     from mixopt.recommend import Recommendation
@@ -22,14 +22,8 @@ def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity
     trial = trials[number]
     config = study.config
     space = config.space(fidelity or config.fidelities[-1].name)
-    values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else {}
-    provenance = {
-        "study": study.name,
-        "trial": number,
-        "fidelity": trial.user_attrs.get("fidelity"),
-        "objectives": ", ".join(f"{k}={v:.6g}" for k, v in values.items()) or "none",
-        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
-    }
+    values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else None
+    provenance = trial_provenance(study.name, number, trial.user_attrs.get("fidelity"), values, space)
     return render(space, study.weights_of(trial), dialect, config.granularity, provenance)
 
 

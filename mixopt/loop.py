@@ -41,15 +41,14 @@ class Progress:
 
 
 def make_spec(config: StudyConfig, trial: int, mixture: dict[str, float], fidelity: str, seed: int,
-              output_dir: Path) -> RunSpec:
+              output_dir: Path, study: str | None = None) -> RunSpec:
     """The run spec of one mixture; source and model paths are resolved against the study's folder."""
     fid = config.fidelity(fidelity)
     return RunSpec(
         trial=trial, mixture=mixture, fidelity=fid.name, tokens=fid.tokens, seed=seed,
         output_dir=str(output_dir), model=_resolve(config.directory, fid.model),
         source_paths={s.name: tuple(_resolve_path(config.directory, p) for p in s.paths) for s in config.sources},
-        source_tokens={s.name: s.tokens for s in config.sources},
-        max_repetition={s.name: s.max_repetition for s in config.sources},
+        space=config.space(fid.name), granularity=config.granularity, study=study or config.name,
     )
 
 
@@ -57,7 +56,7 @@ def run_specs(study: Study, trials, root: Path) -> list[RunSpec]:
     """Run specs for started trials, each in ``root/trial-NNNNN``."""
     return [
         make_spec(study.config, t.number, study.space.as_dict(study.weights_of(t)), t.user_attrs["fidelity"],
-                  t.user_attrs["seed"], root / f"trial-{t.number:05d}")
+                  t.user_attrs["seed"], root / f"trial-{t.number:05d}", study.name)
         for t in trials
     ]
 

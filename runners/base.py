@@ -6,13 +6,18 @@ import abc
 from dataclasses import dataclass, field
 
 from mixopt.errors import RunFailed
+from mixopt.space import MixtureSpace
 
 __all__ = ["Evaluation", "RunFailed", "RunSpec", "Runner"]
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to execute. ``mixture`` maps source name -> weight (sums to 1); ``tokens`` is the budget."""
+    """One run to execute. ``mixture`` maps source name -> weight (sums to 1); ``tokens`` is the budget;
+    ``source_paths`` the sources' data, resolved. ``space`` is the study's polytope at this run's budget,
+    whole (sources with token counts and repetition caps, bounds, groups; None for a spec made by hand:
+    no caps), and ``granularity`` the study's grid, so a runner that hands the mixture to a training
+    program renders it exactly as ``mixopt study export`` does; ``study`` names the study."""
 
     trial: int
     mixture: dict[str, float]
@@ -22,8 +27,15 @@ class RunSpec:
     output_dir: str
     model: str | None = None
     source_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    source_tokens: dict[str, float | None] = field(default_factory=dict)
-    max_repetition: dict[str, float | None] = field(default_factory=dict)
+    space: MixtureSpace | None = None
+    granularity: float = 1e-4
+    study: str = ""
+
+    def max_repetition(self, source: str) -> float | None:
+        """The epochs ``source`` may be repeated at this budget (None: no cap known)."""
+        if self.space is None or source not in self.space.names:
+            return None
+        return self.space.sources[self.space.names.index(source)].max_repetition
 
 
 @dataclass

@@ -37,7 +37,9 @@ PLACEHOLDER = re.compile(r"\{(mixture|spec|metrics|output_dir|trial|seed|tokens|
 
 class CommandRunner(Runner):
     """Options: ``argv`` (list of strings with placeholders), ``format`` (export dialect),
-    ``timeout`` (seconds), ``env`` (extra environment variables), ``cwd``, ``granularity``."""
+    ``timeout`` (seconds), ``env`` (extra environment variables), ``cwd``. The mixture file is what
+    ``mixopt study export --trial N --fidelity F --format FORMAT`` writes for the same (unmeasured) trial:
+    the spec's whole space at its budget, the study's grid and the same provenance header."""
 
     def __init__(
         self,
@@ -46,7 +48,6 @@ class CommandRunner(Runner):
         timeout: float | None = None,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
-        granularity: float = 1e-4,
     ) -> None:
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise ConfigError("runner 'command': argv must be a non-empty list of strings, e.g. [python, train.py, '{spec}']")
@@ -57,7 +58,6 @@ class CommandRunner(Runner):
         self.timeout = timeout
         self.env = env or {}
         self.cwd = cwd
-        self.granularity = granularity
 
     def run(self, spec: RunSpec) -> Evaluation:
         out = Path(spec.output_dir)
@@ -69,9 +69,10 @@ class CommandRunner(Runner):
             "log": out / "run.log",
         }
         files["metrics"].unlink(missing_ok=True)
+        space = spec.space or MixtureSpace(tuple(Source(name) for name in spec.mixture), token_budget=spec.tokens)
         export.write_atomic(files["mixture"], export.render(
-            spec_space(spec), list(spec.mixture.values()), self.format, self.granularity,
-            {"trial": spec.trial, "fidelity": spec.fidelity},
+            space, space.from_dict(spec.mixture), self.format, spec.granularity,
+            export.trial_provenance(spec.study, spec.trial, spec.fidelity, None, space),
         ))
         export.write_atomic(files["spec"], json.dumps({
             "trial": spec.trial, "mixture": spec.mixture, "fidelity": spec.fidelity, "tokens": spec.tokens,
@@ -127,18 +128,6 @@ def _wait_unreaped(pid: int, timeout: float | None) -> bool:
         time.sleep(delay)
         delay = min(2 * delay, 0.5)
     return True
-
-
-def spec_space(spec: RunSpec) -> MixtureSpace:
-    """The space an export of ``spec.mixture`` is checked against: repetition caps at the spec's budget."""
-    return MixtureSpace(
-        tuple(
-            Source(name, tokens=spec.source_tokens.get(name), max_repetition=spec.max_repetition.get(name),
-                   paths=tuple(spec.source_paths.get(name, ())))
-            for name in spec.mixture
-        ),
-        token_budget=spec.tokens,
-    )
 
 
 def read_metrics(path: Path, log: Path) -> tuple[dict[str, float], dict[str, float]]:

@@ -144,7 +144,7 @@ class MicroannealRunner(Runner):
 
         from mixopt.runners import microanneal_data as data
 
-        limits = {n: spec.max_repetition.get(n) or self.default_max_repetition for n in spec.mixture}
+        limits = {n: spec.max_repetition(n) or self.default_max_repetition for n in spec.mixture}
         blocks, counts = data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed)
         torch.manual_seed(spec.seed)
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from mixopt.errors import ConfigError
+from mixopt.space import MixtureSpace, Source
 from mixopt.runners.base import RunFailed, RunSpec
 from mixopt.runners.command import CommandRunner
 
@@ -45,7 +46,7 @@ def make_spec(tmp_path: Path, mixture: dict[str, float]) -> RunSpec:
     return RunSpec(
         trial=3, mixture=mixture, fidelity="microanneal", tokens=1e6, seed=7,
         output_dir=str(tmp_path / "trial-3"), source_paths={k: (f"/data/{k}.jsonl",) for k in mixture},
-        source_tokens={k: 1e9 for k in mixture}, max_repetition={k: 2.0 for k in mixture},
+        space=MixtureSpace(tuple(Source(k, tokens=1e9, max_repetition=2.0) for k in mixture), token_budget=1e6),
     )
 
 
@@ -104,3 +105,24 @@ def test_bad_options_are_config_errors():
         CommandRunner(argv="python train.py")
     with pytest.raises(ConfigError, match="unknown format"):
         CommandRunner(argv=["x"], format="megatron")
+
+
+@pytest.mark.parametrize("dialect", ["olmo-core", "olmo-cookbook", "plain"])
+def test_the_mixture_file_is_byte_identical_to_study_export(tmp_path, script, dialect):
+    """The training program reads what `mixopt study export --trial N --fidelity F` writes for that trial:
+    the same caps (max_source_fraction at the run's budget), grid, paths and header."""
+    from study_helpers import write_study
+
+    from mixopt.config import load_config
+    from mixopt.handoff import export_trial
+    from mixopt.loop import propose_batch, run_specs
+    from mixopt.study import Study
+
+    study = Study.open(load_config(write_study(tmp_path, {"executor": "serial"})))
+    propose_batch(study, 1)
+    spec = run_specs(study, study.start(1), tmp_path / "runs")[0]
+    result = runner(script, "ok", format=dialect).run(spec)
+    written = Path(result.artifacts["mixture"]).read_bytes()
+    assert written == export_trial(study, spec.trial, dialect, fidelity=spec.fidelity).encode()
+    if dialect != "plain":
+        assert b"max_repetition_ratio" in written or b"repetition_factor" in written

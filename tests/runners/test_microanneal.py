@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mixopt.errors import RunFailed
+from mixopt.space import MixtureSpace, Source
 from mixopt.runners import RUNNERS
 from mixopt.runners import microanneal_data as data
 from mixopt.runners import microanneal_eval as ev
@@ -136,7 +137,8 @@ def test_source_too_small_fails_naming_it(world, tmp_path):
     small.write_text(prose_doc(random.Random(1)) * 3)
     mixture = {"prose": 0.5, "small": 0.5}
     with pytest.raises(RunFailed, match=r"source 'small': .*max_repetition of 2"):
-        runner().run(spec(world, tmp_path, mixture, source_paths={"small": (str(small),)}, max_repetition={"small": 2.0}))
+        capped = MixtureSpace((Source("prose"), Source("small", max_repetition=2.0)))
+        runner().run(spec(world, tmp_path, mixture, source_paths={"small": (str(small),)}, space=capped))
 
 
 def test_missing_path_and_unknown_demo_source_fail_clearly(world, tmp_path):
