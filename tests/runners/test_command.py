@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from mixopt.errors import ConfigError
-from mixopt.space import MixtureSpace, Source
 from mixopt.runners.base import RunFailed, RunSpec
 from mixopt.runners.command import CommandRunner
+from mixopt.space import MixtureSpace, Source
 
 TRAIN = textwrap.dedent(
     """
@@ -111,12 +111,11 @@ def test_bad_options_are_config_errors():
 def test_the_mixture_file_is_byte_identical_to_study_export(tmp_path, script, dialect):
     """The training program reads what `mixopt study export --trial N --fidelity F` writes for that trial:
     the same caps (max_source_fraction at the run's budget), grid, paths and header."""
-    from study_helpers import write_study
-
     from mixopt.config import load_config
     from mixopt.handoff import export_trial
     from mixopt.loop import propose_batch, run_specs
     from mixopt.study import Study
+    from study_helpers import write_study
 
     study = Study.open(load_config(write_study(tmp_path, {"executor": "serial"})))
     propose_batch(study, 1)

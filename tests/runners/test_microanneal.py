@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from mixopt.errors import RunFailed
-from mixopt.space import MixtureSpace, Source
 from mixopt.runners import RUNNERS
 from mixopt.runners import microanneal_data as data
 from mixopt.runners import microanneal_eval as ev
 from mixopt.runners.base import RunSpec
 from mixopt.runners.microanneal import MicroannealRunner
+from mixopt.space import MixtureSpace, Source
 
 BLOCK, BATCH = 32, 8
 WORDS = "the king said that his horse ran over green hills and slept under old oak trees while rain fell".split()
