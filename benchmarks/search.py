@@ -330,7 +330,7 @@ def regmix_recommend(space: MixtureSpace, natural: np.ndarray, W: np.ndarray, ta
     alpha = alpha / alpha.sum()
     pool = dirichlet_pool(space, alpha, REGMIX_POOL, seed)
     predicted = np.zeros(len(pool))
-    for y, weight in zip(targets.T, weights):
+    for y, weight in zip(targets.T, weights, strict=True):
         model = lgb.LGBMRegressor(**REGMIX_LGBM, random_state=seed, n_jobs=1, verbose=-1).fit(W, y)
         predicted += weight * model.predict(pool)
     return space.project(pool[np.argsort(predicted, kind="stable")[:REGMIX_TOP]].mean(axis=0))
@@ -411,7 +411,7 @@ def olmix_solve(space: MixtureSpace, laws: list, weights: np.ndarray, prior: np.
 
     def f(w: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = 0.0, np.zeros_like(w)
-        for law, weight in zip(laws, weights):
+        for law, weight in zip(laws, weights, strict=True):
             e = np.exp(np.clip(law.b + w @ law.t, -50, 50))
             value += weight * (law.c + e)
             grad += weight * e * law.t
@@ -424,7 +424,7 @@ def olmix_solve(space: MixtureSpace, laws: list, weights: np.ndarray, prior: np.
     if space.groups:
         A, b = space.linear_constraints()
         constraints.append({"type": "ineq", "fun": lambda w: b - A @ w, "jac": lambda w: -A})
-    bounds = list(zip(space.lower, space.upper))
+    bounds = list(zip(space.lower, space.upper, strict=True))
     candidates = [space.project(prior)] + ([] if starts is None else [space.project(s) for s in starts])
     best, best_value = candidates[0], f(candidates[0])[0]
     for x0 in candidates:
@@ -659,7 +659,7 @@ def timing(args: argparse.Namespace) -> None:
             seconds[name] = (time.perf_counter() - wall, time.process_time() - cpu)
             print(f"[{label}] {name}: {seconds[name][0]:.3f} s wall, {seconds[name][1]:.3f} s CPU for a batch of {args.batch} "
                   f"at 64 sources with {args.observations} runs (load average {os.getloadavg()[0]:.1f})", flush=True)
-        ratio = [b / max(r, 1e-9) for b, r in zip(seconds["botorch"], seconds["random"])]
+        ratio = [b / max(r, 1e-9) for b, r in zip(seconds["botorch"], seconds["random"], strict=True)]
         print(f"[{label}] ratio botorch / random: {ratio[0]:.0f}x wall, {ratio[1]:.0f}x CPU", flush=True)
 
 

@@ -221,7 +221,7 @@ class TableSimulator:
         W = np.atleast_2d(W)
         return np.column_stack([
             0.5 * (law.predict(W) + np.mean([m.predict(W) for m in models], axis=0))
-            for law, models in zip(self.laws, self.trees)
+            for law, models in zip(self.laws, self.trees, strict=True)
         ])
 
     def expected(self, W: np.ndarray) -> np.ndarray:
@@ -246,7 +246,7 @@ def table_space(W: pd.DataFrame) -> tuple[MixtureSpace, np.ndarray]:
     natural mixture (the mean of the table's rows, renormalised)."""
     Wn = W.to_numpy(float)
     Wn = Wn / Wn.sum(axis=1, keepdims=True)
-    sources = tuple(Source(n, max_weight=float(min(1.0, hi))) for n, hi in zip(W.columns, Wn.max(axis=0)))
+    sources = tuple(Source(n, max_weight=float(min(1.0, hi))) for n, hi in zip(W.columns, Wn.max(axis=0), strict=True))
     return MixtureSpace(sources), Wn.mean(axis=0)
 
 
@@ -269,7 +269,7 @@ def fit_simulator(name: str, W: pd.DataFrame, Y: pd.DataFrame, objectives: dict[
     measured = Y[parts].to_numpy(float)
     laws = [fit_log_linear(Wn, y) for y in measured.T]
     trees = [fit_trees(Wn, y) for y in measured.T]
-    in_sample = np.column_stack([predict_mean((law, models), Wn) for law, models in zip(laws, trees)])
+    in_sample = np.column_stack([predict_mean((law, models), Wn) for law, models in zip(laws, trees, strict=True)])
     fitted = out_of_fold(Wn, measured) if out_of_fold_noise else in_sample
     composition = mean_composition([len(columns) for columns in objectives.values()])
     cov = np.zeros((len(parts), len(parts)))

@@ -98,11 +98,11 @@ def test_the_olmix_solution_is_feasible_and_moves_toward_the_prior_as_lambda_gro
     for w in solutions:
         assert space.is_feasible(w, tol=1e-7), space.violations(w, tol=1e-7)
     divergences = [kl(w) for w in solutions]
-    assert all(a >= b - 1e-6 for a, b in zip(divergences, divergences[1:])), divergences
+    assert all(a >= b - 1e-6 for a, b in zip(divergences, divergences[1:], strict=False)), divergences
     assert divergences[0] > 2 * divergences[-1]
     assert solutions[0][:2].sum() == pytest.approx(0.6, abs=1e-5)  # the group cap binds without the KL term
     values = [law.predict(w[None])[0] for w in solutions]
-    assert all(a <= b + 1e-9 for a, b in zip(values, values[1:]))
+    assert all(a <= b + 1e-9 for a, b in zip(values, values[1:], strict=False))
 
 
 # -- statistics ----------------------------------------------------------------------------------------

