@@ -72,13 +72,30 @@ class Registry:
             )
         return cls
 
-    def create(self, name: str, options: dict[str, Any] | None = None) -> Any:
-        """An instance built from config options; a bad option is a ``ConfigError`` naming it."""
+    def check(self, name: str, options: dict[str, Any] | None = None) -> type:
+        """The class of ``name``, once ``options`` fit its constructor's signature: an unknown option (with a
+        did-you-mean) or a missing required one is a ``ConfigError`` naming it."""
         cls = self.load(name)
-        try:
-            return cls(**(options or {}))
-        except TypeError as exc:
-            raise ConfigError(f"{self.kind} '{name}': bad options: {exc}") from None
+        options = options or {}
+        signature = inspect.signature(cls.__init__)
+        parameters = [p for p in list(signature.parameters.values())[1:]
+                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+        known = [p.name for p in parameters]
+        for option in options:
+            if option not in known and not takes_any:
+                hint = difflib.get_close_matches(option, known, n=1)
+                fix = f"did you mean '{hint[0]}'?" if hint else f"its options are: {', '.join(known) or 'none'}"
+                raise ConfigError(f"{self.kind} '{name}': unknown option '{option}': {fix}")
+        missing = [p.name for p in parameters if p.default is p.empty and p.name not in options]
+        if missing:
+            raise ConfigError(f"{self.kind} '{name}': missing option {', '.join(repr(m) for m in missing)}: set it under options")
+        return cls
+
+    def create(self, name: str, options: dict[str, Any] | None = None) -> Any:
+        """An instance built from config options, checked first (:meth:`check`); an error raised inside the
+        constructor itself is not disguised as a bad option."""
+        return self.check(name, options)(**(options or {}))
 
 
 def _import(entry: str) -> Any:

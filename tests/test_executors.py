@@ -66,5 +66,5 @@ def test_executors_are_registered_by_name():
     assert isinstance(EXECUTORS.create("local", {"workers": 2}), LocalExecutor)
     with pytest.raises(ConfigError, match="unknown executor 'locl': did you mean 'local'?"):
         EXECUTORS.create("locl")
-    with pytest.raises(ConfigError, match="executor 'local': bad options"):
+    with pytest.raises(ConfigError, match="executor 'local': unknown option 'gpus'"):
         EXECUTORS.create("local", {"gpus": 2})

@@ -67,3 +67,26 @@ def test_a_plugin_that_cannot_be_used_is_one_clear_line(plugins, name, message):
 def test_a_runner_is_not_a_searcher(plugins):
     with pytest.raises(ConfigError, match="is not a subclass of mixopt.search.base.Searcher"):
         SEARCHERS.load(f"{plugins}:ConstantRunner")
+
+
+def test_options_are_checked_against_the_constructor_with_a_did_you_mean():
+    with pytest.raises(ConfigError, match="searcher 'botorch': unknown option 'n_inti': did you mean 'n_init'"):
+        SEARCHERS.create("botorch", {"n_inti": 8})
+    with pytest.raises(ConfigError, match="runner 'command': missing option 'argv'"):
+        RUNNERS.check("command", {})
+
+
+def test_an_error_inside_a_constructor_is_not_called_a_bad_option(tmp_path, monkeypatch):
+    """A bug in a plug-in's constructor surfaces as itself, not as 'bad options'."""
+    (tmp_path / "buggy_plugin.py").write_text(
+        "from mixopt.search.base import Searcher\n"
+        "class Buggy(Searcher):\n"
+        "    def __init__(self, n=1):\n"
+        "        super().__init__()\n"
+        "        len(n)  # TypeError: a bug, not an option problem\n"
+        "    def propose(self, space, history, n, *, seed):\n"
+        "        raise NotImplementedError\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError, match="has no len"):
+        SEARCHERS.create("buggy_plugin:Buggy", {"n": 3})
