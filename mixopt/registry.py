@@ -77,8 +77,8 @@ class Registry:
         did-you-mean) or a missing required one is a ``ConfigError`` naming it."""
         cls = self.load(name)
         options = options or {}
-        signature = inspect.signature(cls.__init__)
-        parameters = [p for p in list(signature.parameters.values())[1:]
+        signature = inspect.signature(cls)  # the constructor's parameters, without self
+        parameters = [p for p in signature.parameters.values()
                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
         known = [p.name for p in parameters]
