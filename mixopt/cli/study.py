@@ -227,7 +227,7 @@ def status(
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
             out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"], strict=True)) + f"  {mix}")
-    if len(study.history()):
+    if study.n_complete(study.config.search_fidelity.name):
         print_recommendation(study, recommend_study(study))
     for merge in merge_results(study):
         out.print(f"seed runs of recommended trial {merge['trial']} and their merge:")
@@ -240,7 +240,7 @@ def status(
 
 def _recommendation_json(study: Study) -> dict | None:
     """The recommendation as JSON-ready numbers, or None before any completed run."""
-    if not len(study.history()):
+    if not study.n_complete(study.config.search_fidelity.name):
         return None
     r = recommend_study(study)
     names = [o.name for o in study.config.objectives]

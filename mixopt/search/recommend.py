@@ -116,9 +116,10 @@ def recommend(
     mean, sd = predictor(pool)
     signs = history.signs
     allowed = np.ones(len(pool), dtype=bool)
-    floor = None
+    floor, baseline_values = None, None
     if baseline is not None:
-        floor = predictor(baseline[None])[0][0] * signs - np.broadcast_to(np.asarray(epsilon, float), signs.shape)
+        baseline_values = mean[-1]  # the baseline is the pool's last row: its prediction is already there
+        floor = baseline_values * signs - np.broadcast_to(np.asarray(epsilon, float), signs.shape)
         allowed = np.all(mean * signs >= floor - 1e-12, axis=1)
         allowed[-1] = True  # the baseline itself (last in the pool) never regresses against itself
     index = np.flatnonzero(allowed)
@@ -132,7 +133,6 @@ def recommend(
         front_weights, front_predicted = weights[None], predicted[None]
     else:
         front = index[pareto.non_dominated(mean[index], directions)]
-        baseline_values = None if baseline is None else predictor(baseline[None])[0][0]
         chosen = front[pareto.pick(mean[front], directions, rule, names, baseline_values, epsilon)]
         weights, predicted, predicted_sd = pool[chosen], mean[chosen], sd[chosen]
         order = front[np.argsort(mean[front, 0], kind="stable")]
