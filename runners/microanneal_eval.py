@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
+from mixopt.runners.training import autocast
 
 
 def token_byte_lengths(tokenizer) -> np.ndarray:
@@ -51,9 +48,9 @@ def heldout_bpb(model, blocks: np.ndarray, byte_lengths: np.ndarray, batch_size:
     nats, n_bytes = 0.0, 0
     for start in range(0, len(blocks), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(blocks[start : start + batch_size])).long()
-        with autocast(bf16):
-            logits = model(input_ids=x).logits
-        losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), x[:, 1:], reduction="sum")
+        with autocast(bf16, model.device.type):
+            logits = model(input_ids=x.to(model.device)).logits
+        losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), x[:, 1:].to(model.device), reduction="sum")
         nats += float(losses)
         n_bytes += int(byte_lengths[x[:, 1:].numpy()].sum())
     return nats / math.log(2) / n_bytes
@@ -90,9 +87,10 @@ def continuation_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], ba
             seq = encoded[i][0]
             ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(seq)] = 1
-        with autocast(bf16):
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        with autocast(bf16, model.device.type):
             logits = model(input_ids=ids, attention_mask=mask).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, ids[:, 1:, None])[..., 0]
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, ids[:, 1:, None])[..., 0].cpu()
         for r, i in enumerate(rows):
             seq, n_ctx = encoded[i]
             logprob[i] = float(logp[r, n_ctx - 1 : len(seq) - 1].sum())

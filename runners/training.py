@@ -1,18 +1,50 @@
-"""The training loop of continued training on CPU (or any torch device): what a microanneal run and the
-demo's base-model pretraining both run, so both train the same way.
+"""The training loop of continued training, on a CPU or GPUs, in one process or several: what a microanneal
+run and the demo's base-model pretraining both run, so both train the same way.
 
 ``anneal`` trains with AdamW, a linear warmup, then a linear decay of the learning rate to 0 (the OLMo
-midtraining anneal), gradient clipping and optional bf16 autocast; ``block_batches`` and ``sft_batches``
-feed it causal-LM batches of packed token blocks and of instruction pairs (loss on the answers only).
+midtraining anneal), gradient clipping, optional bf16 autocast and gradient accumulation; ``block_batches``
+and ``sft_batches`` feed it causal-LM batches of packed token blocks and of instruction pairs (loss on the
+answers only). ``train_blocks`` runs one anneal of packed blocks in ``processes`` processes (DDP under
+``torch.distributed``: gloo on CPU, nccl on CUDA, spawned here) and checkpoints it for resume.
+
+The global batch is the same whatever the process count: ``batch_size`` blocks per optimizer step =
+processes x micro-batch x accumulation. Step ``s`` trains on blocks ``[s * batch_size, (s + 1) * batch_size)``;
+rank ``r`` takes the ``r``-th contiguous ``batch_size / processes`` of them, in micro-batches, so N
+processes see exactly the blocks one process sees at every step.
+
+A checkpoint (``Checkpoint``) holds the model, AdamW and schedule states, the step reached (the data
+position: the block order is a pure function of the run's inputs), the losses so far and every rank's RNG
+state, with a fingerprint of the run's inputs; it is written to a temporary file and renamed over the
+previous one, so a kill at any moment leaves a whole checkpoint or none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["anneal", "bf16_supported", "block_batches", "quiet_libraries", "sft_batches"]
+from mixopt.errors import RunFailed
+
+__all__ = ["Checkpoint", "Trained", "BlockTraining", "anneal", "batch_layout", "bf16_supported", "block_batches",
+           "parse_every", "quiet_libraries", "resolve_bf16", "resolve_device", "sft_batches", "train_blocks"]
+
+DEVICES = ("auto", "cpu", "cuda")
+Rows = Any  # blocks (n, L): an int array, or an object whose slices and index arrays give int arrays
+EVERY_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def quiet_libraries() -> None:
@@ -24,6 +56,7 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+# -- where and how to train (pure) -------------------------------------------------------------------------
 def bf16_supported() -> bool:
     """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX)."""
     from mixopt.compat import mkldnn_bf16_supported
@@ -31,39 +64,78 @@ def bf16_supported() -> bool:
     return mkldnn_bf16_supported()
 
 
-def block_batches(blocks: np.ndarray, batch_size: int) -> Iterator[dict]:
-    """Consecutive ``(batch_size, L)`` batches of blocks ``(n, L)`` as causal-LM inputs (labels = inputs)."""
+def resolve_device(option: str) -> str:
+    """``"cpu"`` or ``"cuda"`` for the runner option ``device`` (auto: CUDA when a device is visible)."""
     import torch
 
-    for start in range(0, len(blocks) - batch_size + 1, batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(blocks[start : start + batch_size])).long()
-        yield {"input_ids": x, "labels": x}
+    if option not in DEVICES:
+        raise RunFailed(f"runner option device must be auto, cpu or cuda (got {option!r})")
+    if option == "cuda" and not torch.cuda.is_available():
+        raise RunFailed("runner option device is cuda but no CUDA device is visible: use device: auto or cpu")
+    return "cuda" if option == "cuda" or (option == "auto" and torch.cuda.is_available()) else "cpu"
 
 
-def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning_rate: float, warmup_steps: int,
-           weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0) -> list[float]:
-    """Train ``model`` for ``steps`` batches with AdamW, linear warmup then linear decay to 0; returns the
-    loss of every step."""
+def resolve_bf16(option: bool | str, device: str) -> bool:
+    """Whether to autocast to bf16: ``option`` true/false, or "auto" (where the device runs bf16 natively)."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
-    from mixopt.runners.microanneal_eval import autocast
+    if option not in ("auto", True, False):
+        raise RunFailed(f"runner option bf16 must be auto, true or false (got {option!r})")
+    if option != "auto":
+        return bool(option)
+    return torch.cuda.is_bf16_supported() if device == "cuda" else bf16_supported()
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.95), weight_decay=weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
-    model.train()
-    losses = []
-    for _, batch in zip(range(steps), batches, strict=False):
-        with autocast(bf16):
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach().item())
-    model.eval()
-    return losses
+
+def autocast(enabled: bool, device: str = "cpu"):
+    """bf16 autocast on ``device`` (a device type: "cpu" or "cuda") when ``enabled``."""
+    import torch
+
+    return torch.autocast(device, dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+def batch_layout(batch_size: int, processes: int, micro_batch_size: int | None) -> tuple[int, int]:
+    """``(micro_batch, accumulation)`` with processes x micro_batch x accumulation = ``batch_size`` blocks
+    (micro_batch None: ``batch_size / processes``, no accumulation)."""
+    if processes < 1:
+        raise RunFailed(f"runner option processes must be at least 1 (got {processes})")
+    if batch_size % processes:
+        raise RunFailed(f"runner option batch_size {batch_size} is not a multiple of processes {processes}: "
+                        "make the global batch divisible by the process count")
+    share = batch_size // processes
+    micro = share if micro_batch_size is None else micro_batch_size
+    if micro < 1 or share % micro:
+        raise RunFailed(f"runner option micro_batch_size {micro_batch_size} does not divide the {share} blocks "
+                        f"per process and step (batch_size {batch_size} / processes {processes})")
+    return micro, share // micro
+
+
+def parse_every(value: int | str | None) -> tuple[str, float] | None:
+    """``checkpoint_every`` as ``("steps", n)`` (an integer) or ``("seconds", s)`` ("90s", "10m", "1h")."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return "steps", float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*", value) if isinstance(value, str) else None
+    if match is None or float(match[1]) <= 0:
+        raise RunFailed(f"runner option checkpoint_every must be a positive number of steps or a duration such "
+                        f"as 600s, 10m or 1h (got {value!r})")
+    return "seconds", float(match[1]) * EVERY_UNITS[match[2]]
+
+
+# -- batches -----------------------------------------------------------------------------------------------
+def block_batches(blocks: Rows, batch_size: int, *, micro_batch: int | None = None, rank: int = 0,
+                  processes: int = 1, start_step: int = 0) -> Iterator[dict]:
+    """Causal-LM micro-batches ``(micro_batch, L)`` (labels = inputs) of rank ``rank``, step after step from
+    ``start_step``: its contiguous share of each step's ``batch_size`` blocks of ``blocks`` ``(n, L)``."""
+    import torch
+
+    share = batch_size // processes
+    micro = micro_batch or share
+    for step in range(start_step, len(blocks) // batch_size):
+        first = step * batch_size + rank * share
+        for start in range(first, first + share, micro):
+            x = torch.from_numpy(np.array(blocks[start : start + micro], dtype=np.int64))  # a copy: memmaps too
+            yield {"input_ids": x, "labels": x}
 
 
 def sft_batches(tokenizer, rows: Sequence[dict], batch_size: int, max_length: int) -> Iterator[dict]:
@@ -89,3 +161,300 @@ def sft_batches(tokenizer, rows: Sequence[dict], batch_size: int, max_length: in
                 labels[r, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
                 mask[r, : len(ids)] = 1
             yield {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+@dataclass
+class Checkpoint:
+    """The resume state of one anneal in ``path``, saved every ``every`` (``parse_every``; None: only at
+    the end) by rank 0. ``fingerprint`` names the run's inputs: a saved state of other inputs is ignored."""
+
+    path: Path
+    fingerprint: str
+    every: tuple[str, float] | None = None
+    _last: float = field(default_factory=time.monotonic, repr=False)
+
+    def load(self) -> dict | None:
+        """The saved state of this run (None: none, or one of other inputs)."""
+        import torch
+
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def due(self, done: int, steps: int) -> bool:
+        """Whether to save after ``done`` of ``steps`` steps (the same answer on every rank)."""
+        if done == steps:
+            return True
+        if self.every is None:
+            return False
+        unit, amount = self.every
+        if unit == "steps":
+            return done % int(amount) == 0
+        due = time.monotonic() - self._last >= amount
+        if _distributed():  # rank 0's clock decides for all
+            import torch
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(due)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.broadcast(flag, 0)
+            due = bool(flag.item())
+        return due
+
+    def save(self, done: int, losses: list[float], model, optimizer, schedule) -> None:
+        """Write the state after ``done`` steps atomically (a temporary file renamed over the old one)."""
+        import torch
+        import torch.distributed as dist
+
+        rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+        rngs: list[Any] = [rng]
+        if _distributed():
+            rngs = [None] * dist.get_world_size()
+            dist.all_gather_object(rngs, {k: v if v is None else v.cpu() for k, v in rng.items()})
+            if dist.get_rank() != 0:
+                return
+        state = {"fingerprint": self.fingerprint, "step": done, "losses": list(losses),
+                 "model": getattr(model, "module", model).state_dict(), "optimizer": optimizer.state_dict(),
+                 "schedule": schedule.state_dict(), "rng": rngs}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(state, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        self._last = time.monotonic()
+
+
+def _restore(state: dict, model, optimizer, schedule) -> list[float]:
+    """Load a checkpoint's model, optimizer, schedule and this rank's RNG state; returns its losses."""
+    import torch
+    import torch.distributed as dist
+
+    getattr(model, "module", model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    rank, world = (dist.get_rank(), dist.get_world_size()) if _distributed() else (0, 1)
+    if len(state["rng"]) == world:  # another process layout keeps its fresh seeds (no dropout: no effect)
+        torch.set_rng_state(state["rng"][rank]["cpu"])
+        if state["rng"][rank]["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["rng"][rank]["cuda"])
+    return list(state["losses"])
+
+
+# -- the loop ----------------------------------------------------------------------------------------------
+def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning_rate: float, warmup_steps: int,
+           weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0, *, accumulation: int = 1,
+           checkpoint: Checkpoint | None = None, resume: dict | None = None,
+           clock: list[float] | None = None) -> list[float]:
+    """Train ``model`` (plain or DDP-wrapped) to ``steps`` optimizer steps with AdamW, linear warmup then
+    linear decay to 0; returns the loss of every step (mean over the global batch).
+
+    Each step takes ``accumulation`` micro-batches from ``batches`` (moved to the model's device). With
+    ``resume`` (a ``Checkpoint.load`` state) training continues from its step, and ``batches`` must start
+    there; ``checkpoint`` saves when due and after the last step. ``clock`` (if given) receives the
+    ``time.perf_counter`` at the end of each step."""
+    import torch
+    import torch.distributed as dist
+    from transformers import get_linear_schedule_with_warmup
+
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.95), weight_decay=weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
+    losses = _restore(resume, model, optimizer, schedule) if resume is not None else []
+    sync = getattr(model, "no_sync", None)  # DDP: all-reduce gradients only on a step's last micro-batch
+    world = dist.get_world_size() if _distributed() else 1
+    batches = iter(batches)
+    model.train()
+    for _ in range(len(losses), steps):
+        micro_batches = list(itertools.islice(batches, accumulation))
+        if len(micro_batches) < accumulation:
+            break  # the batches ran out
+        total = torch.zeros((), device=device)
+        for index, batch in enumerate(micro_batches):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with sync() if sync is not None and index < accumulation - 1 else nullcontext():
+                with autocast(bf16, device.type):
+                    loss = model(**batch).loss
+                (loss / accumulation).backward()
+            total += loss.detach()
+        if world > 1:
+            dist.all_reduce(total)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append((total / (accumulation * world)).item())
+        if clock is not None:
+            clock.append(time.perf_counter())
+        if checkpoint is not None and checkpoint.due(len(losses), steps):
+            checkpoint.save(len(losses), losses, model, optimizer, schedule)
+    model.eval()
+    return losses
+
+
+# -- one anneal of blocks, in one process or several -------------------------------------------------------
+@dataclass(frozen=True)
+class BlockTraining:
+    """One anneal of packed blocks: what each training process needs (picklable, for spawned processes).
+
+    ``model``: the checkpoint folder to start from; ``steps`` of ``batch_size`` blocks (the global batch);
+    ``processes`` x ``micro_batch`` x ``accumulation`` = ``batch_size`` (``batch_layout``); ``device``
+    "cpu" or "cuda" (rank r uses GPU r); ``threads``: torch threads per process; ``state``: the checkpoint
+    file (None: no checkpoints), ``every`` its period (``parse_every``), ``fingerprint`` the run's inputs."""
+
+    model: str
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    weight_decay: float = 0.0
+    bf16: bool = False
+    device: str = "cpu"
+    processes: int = 1
+    micro_batch: int | None = None
+    threads: int = 1
+    seed: int = 0
+    state: str | None = None
+    every: tuple[str, float] | None = None
+    fingerprint: str = ""
+
+    @property
+    def accumulation(self) -> int:
+        return batch_layout(self.batch_size, self.processes, self.micro_batch)[1]
+
+    def checkpoint(self) -> Checkpoint | None:
+        return None if self.state is None else Checkpoint(Path(self.state), self.fingerprint, self.every)
+
+
+@dataclass
+class Trained:
+    """What an anneal of blocks did: ``losses`` per step (all of the run's, resumed ones included),
+    ``seconds`` of this process's training loop, ``clock`` (seconds from the loop's start at each step
+    trained here), ``resumed_at`` (the step a checkpoint resumed from; 0: a fresh start)."""
+
+    losses: list[float]
+    seconds: float
+    clock: list[float]
+    resumed_at: int = 0
+
+
+def train_blocks(job: BlockTraining, blocks: Rows, model, folder: Path | None = None,
+                 rebuild: Callable[[], Rows] | None = None) -> Trained:
+    """Run ``job`` on ``blocks`` (``(steps * batch_size, L)`` rows: an array, or any object whose slices are
+    arrays). One process: in this process, on ``model`` (already loaded). Several: spawned processes train
+    and ``model`` gets the trained weights; each process gets its rows from ``rebuild`` (a picklable
+    function that makes ``blocks`` again, e.g. memory maps and indices: nothing is copied), or else from
+    a copy of ``blocks`` written in ``folder`` (default: the checkpoint's) and memory-mapped."""
+    if job.processes == 1:
+        return _train(job, blocks, model, rank=0)
+    import torch
+    import torch.multiprocessing as mp
+
+    if job.state is None:
+        raise RunFailed("several training processes hand their model over through a checkpoint file: set job.state")
+    if job.device == "cuda" and torch.cuda.device_count() < job.processes:
+        raise RunFailed(f"runner option processes is {job.processes} but {torch.cuda.device_count()} CUDA "
+                        "device(s) are visible: lower processes")
+    folder = Path(folder or Path(job.state).parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    shared = folder / "train-blocks.npy"
+    if rebuild is None:
+        np.save(shared, np.asarray(blocks))
+    result = folder / "train-result.json"
+    try:
+        mp.start_processes(_worker, args=(job, rebuild or str(shared), str(result), _free_port(), os.getpid()),
+                           nprocs=job.processes, join=True, start_method="spawn")
+    except mp.ProcessRaisedException as exc:
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        raise RunFailed(f"training process {exc.error_index} failed: {lines[-1] if lines else exc}") from None
+    except mp.ProcessExitedException as exc:
+        raise RunFailed(f"training process {exc.error_index} exited with status {exc.exit_code}") from None
+    finally:
+        shared.unlink(missing_ok=True)
+    trained = Trained(**json.loads(result.read_text()))
+    result.unlink()
+    state = Checkpoint(Path(job.state), job.fingerprint).load()
+    if state is None:
+        raise RunFailed(f"the training processes ended without saving their final state to {job.state}")
+    model.load_state_dict(state["model"])
+    return trained
+
+
+def _train(job: BlockTraining, blocks: Rows, model, rank: int) -> Trained:
+    """This rank's share of ``job``: resume from its checkpoint if there is one, train, save at the end."""
+    import torch
+
+    checkpoint = job.checkpoint()
+    resume = checkpoint.load() if checkpoint is not None else None
+    start = resume["step"] if resume is not None else 0
+    micro, accumulation = batch_layout(job.batch_size, job.processes, job.micro_batch)
+    batches = block_batches(blocks, job.batch_size, micro_batch=micro, rank=rank, processes=job.processes,
+                            start_step=start)
+    if job.processes > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[rank] if job.device == "cuda" else None)
+    clock: list[float] = []
+    started = time.perf_counter()
+    losses = anneal(model, batches, job.steps, job.learning_rate, job.warmup_steps, job.weight_decay, job.bf16,
+                    accumulation=accumulation, checkpoint=checkpoint, resume=resume, clock=clock)
+    if job.device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return Trained(losses, seconds, [t - started for t in clock], start)
+
+
+def _worker(rank: int, job: BlockTraining, blocks: str | Callable[[], Rows], result: str, port: int,
+            parent: int) -> None:
+    """A spawned training process: joins the process group, trains its share, rank 0 writes the result."""
+    import torch
+    import torch.distributed as dist
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    _die_with(parent)
+    transformers.utils.logging.disable_progress_bar()  # (datasets is not used here: not imported)
+    torch.set_num_threads(job.threads)
+    if job.device == "cuda":
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if job.device == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=job.processes)
+    try:
+        model: Any = AutoModelForCausalLM.from_pretrained(job.model, dtype=torch.float32)
+        model.to(torch.device("cuda", rank) if job.device == "cuda" else "cpu")
+        torch.manual_seed(job.seed)
+        rows = np.load(blocks, mmap_mode="r") if isinstance(blocks, str) else blocks()
+        trained = _train(job, rows, model, rank)
+        if rank == 0:
+            Path(result).write_text(json.dumps(asdict(trained)))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    """A TCP port free on this host now (for the process group's rendezvous)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _die_with(parent: int) -> None:
+    """Linux: this process is killed when its parent dies (a SIGKILLed run leaves no training orphans)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
