@@ -12,26 +12,45 @@ e.g. a merge of seeds; then there are no training metrics):
 - ``sft_answer_loss`` (when ``sft_probe`` is on): the post-trainability probe, a short SFT of a copy of
   the annealed model on held-out instruction pairs, then its loss per answer token on other pairs;
 - ``train_loss_first`` / ``train_loss_last`` (mean of the first / last tenth of steps) and
-  ``tokens_<source>`` (exact tokens trained per source; the full accounting is in ``accounting.json``).
+  ``tokens_<source>``, ``share_<source>``, ``epochs_<source>`` (trained per source; requested against
+  achieved, and the pools, are in ``accounting.json``).
 
-Sources come from ``spec.source_paths`` (jsonl, parquet, text files or ``save_to_disk`` folders); a
-source listed without paths is the demo source of that name.
+Sources come from ``spec.source_paths``: token files (``.npy``/``.bin``, memory-mapped; see
+``microanneal_data``) or text (jsonl, parquet, text files or ``save_to_disk`` folders, tokenized once
+into token files); a source listed without paths is the demo source of that name. With
+``spec.pool_fraction`` (repetition matching) each source's training pool is a seeded subsample.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from mixopt.registry import Registry
-from mixopt.runners.base import Evaluation, RunFailed, Runner, RunSpec
-from mixopt.runners.training import anneal, bf16_supported, block_batches, quiet_libraries, sft_batches
+from mixopt.runners.base import RunFailed, Runner
+from mixopt.runners.training import (
+    BlockTraining,
+    anneal,
+    batch_layout,
+    bf16_supported,
+    block_batches,
+    parse_every,
+    quiet_libraries,
+    resolve_bf16,
+    resolve_device,
+    sft_batches,
+    train_blocks,
+)
+from mixopt.space import Source
+from mixopt.trials import Evaluation, RunSpec
 
 __all__ = ["ASSETS", "Assets", "MicroannealRunner", "anneal", "bf16_supported", "block_batches", "quiet_libraries",
            "sft_batches"]
@@ -59,8 +78,31 @@ ASSETS = Registry("assets", {"demo": "mixopt.demo.assets:DemoAssets"})
 DEFAULT_ASSETS = "demo"
 
 
+STATE = "train-state.pt"  # the training state a preempted run resumes from, in the trial's output folder
+
+
 def default_assets() -> Assets:
     return ASSETS.create(DEFAULT_ASSETS)
+
+
+def training_fingerprint(job: BlockTraining, blocks, sample: int = 4096) -> str:
+    """A key of what decides an anneal's result: the starting checkpoint, the schedule and optimizer
+    settings, the autocast, and the training blocks ``(n, L)`` (their count and up to ``sample`` of them,
+    evenly spaced in training order: another mixture or seed moves them). Not the process layout, the
+    device or the threads: a run resumed on another layout continues, equal within float rounding."""
+    settings = {k: v for k, v in asdict(job).items() if k in ("model", "steps", "batch_size", "learning_rate",
+                                                            "warmup_steps", "weight_decay", "bf16", "seed")}
+    digest = hashlib.blake2b(json.dumps([settings, len(blocks)], sort_keys=True).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(blocks[np.linspace(0, len(blocks) - 1, min(sample, len(blocks))).astype(np.int64)],
+                                       dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _training_rows(runner: MicroannealRunner, spec: RunSpec, checkpoint: str, steps: int):
+    """The run's training blocks, made again in a training process (sources are cached: memory maps)."""
+    from transformers import AutoTokenizer
+
+    return runner.mixture_blocks(spec, runner.load_sources(spec, AutoTokenizer.from_pretrained(checkpoint)), steps)[0]
 
 
 @dataclass
@@ -68,13 +110,23 @@ class MicroannealRunner(Runner):
     """Options (from ``runner.options`` in the study config; see the module docstring for the metrics).
 
     ``model``: default checkpoint folder when the fidelity names none (None: the demo base model).
-    ``block_size``/``batch_size``: tokens per block and blocks per step. ``learning_rate``: peak rate;
-    ``warmup_fraction`` of the steps warm up, the rest anneal linearly to 0. ``bf16``: "auto" (autocast
-    where the CPU supports it), true or false. ``threads``: torch threads per run. ``heldout_blocks``:
+    ``block_size``/``batch_size``: tokens per block and blocks per optimizer step (the global batch,
+    ``block_size * batch_size`` tokens, whatever ``processes``). ``learning_rate``: peak rate;
+    ``warmup_fraction`` of the steps warm up, the rest anneal linearly to 0. ``device``: "auto" (CUDA
+    when a device is visible), "cpu" or "cuda". ``bf16``: "auto" (autocast where the device runs bf16
+    natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16/AMX), true or false.
+    ``processes``: training processes of one run (DDP, spawned by the run; gloo on CPU, nccl on CUDA,
+    one GPU each); ``micro_batch_size``: blocks per forward pass per process (None: ``batch_size /
+    processes``), the rest is gradient accumulation. ``threads``: torch threads per process.
+    ``checkpoint_every``: save the training state in the trial's output folder every N steps, or every
+    "600s"/"10m"/"1h" (None: never); a run whose folder holds the state of the same inputs resumes from
+    it, and the state is removed when the run succeeds. ``heldout_blocks``:
     blocks per source held out for BPB. ``tasks``: "demo", a folder of ``<task>.jsonl`` or None;
     ``task_items``: items per task (None: all). ``sft_probe``: run the post-trainability probe on
     ``sft_data`` ("demo" or a folder with train.jsonl/eval.jsonl of prompt/answer rows).
     ``default_max_repetition``: epochs allowed for a source whose config sets no max_repetition.
+    ``share_tolerance``: a run whose trained share of a source is farther than this from its weight fails
+    (None: one block's share, the rounding to whole blocks).
     ``keep_checkpoint``: save the annealed model (safetensors) in the trial's output folder.
     """
 
@@ -85,7 +137,11 @@ class MicroannealRunner(Runner):
     warmup_fraction: float = 0.05
     weight_decay: float = 0.0
     bf16: bool | str = "auto"
+    device: str = "auto"
+    processes: int = 1
+    micro_batch_size: int | None = None
     threads: int = 1
+    checkpoint_every: int | str | None = None
     heldout_blocks: int = 16
     eval_batch_size: int = 32
     tasks: str | None = "demo"
@@ -95,6 +151,7 @@ class MicroannealRunner(Runner):
     sft_steps: int = 20
     sft_learning_rate: float = 5e-4
     default_max_repetition: float = 1.0
+    share_tolerance: float | None = None
     keep_checkpoint: bool = False
 
     # -- the run -----------------------------------------------------------------------------------
@@ -105,15 +162,16 @@ class MicroannealRunner(Runner):
         started, cpu_started = time.perf_counter(), time.process_time()
         torch.set_num_threads(self.threads)
         quiet_libraries()
-        if self.bf16 not in ("auto", True, False):
-            raise RunFailed(f"runner option bf16 must be auto, true or false (got {self.bf16!r})")
-        bf16 = bf16_supported() if self.bf16 == "auto" else bool(self.bf16)
+        device = resolve_device(self.device)
+        bf16 = resolve_bf16(self.bf16, device)
+        batch_layout(self.batch_size, self.processes, self.micro_batch_size)
+        every = parse_every(self.checkpoint_every)
         out = Path(spec.output_dir)
         out.mkdir(parents=True, exist_ok=True)
 
         checkpoint = self._checkpoint(spec)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
         if self.block_size > model.config.max_position_embeddings:
             raise RunFailed(f"block_size {self.block_size} exceeds the model's {model.config.max_position_embeddings} positions")
 
@@ -122,9 +180,13 @@ class MicroannealRunner(Runner):
         if steps < 1 and spec.tokens != 0:
             raise RunFailed(f"fidelity '{spec.fidelity}': {spec.tokens:g} tokens is less than one step ({step_tokens} tokens)")
         sources = self.load_sources(spec, tokenizer)
-        metrics, cost = self._train(model, spec, sources, steps, bf16, out) if steps else ({}, {})
+        job = BlockTraining(str(checkpoint), steps, self.batch_size, self.learning_rate, int(self.warmup_fraction * steps),
+                            self.weight_decay, bf16, device, self.processes, self.micro_batch_size, self.threads,
+                            spec.seed, str(out / STATE) if every or self.processes > 1 else None, every)
+        metrics, cost = self._train(model, job, spec, sources, out) if steps else ({}, {})
+        model.to(device)
         metrics.update(self._evaluate(model, tokenizer, sources, bf16))
-        artifacts = {"accounting": str(out / "accounting.json")} if steps else {}
+        artifacts = {"accounting": str(out / "accounting.json"), "losses": str(out / "train_losses.json")} if steps else {}
         if self.keep_checkpoint and steps:
             model.save_pretrained(out / "checkpoint")
             tokenizer.save_pretrained(out / "checkpoint")
@@ -134,49 +196,64 @@ class MicroannealRunner(Runner):
         trained = steps * step_tokens
         cost.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started,
                     tokens=float(trained))
+        (out / STATE).unlink(missing_ok=True)  # the run is done: nothing to resume
         return Evaluation(metrics=metrics, cost=cost, artifacts=artifacts, runner="microanneal")
 
-    def _train(self, model, spec: RunSpec, sources: dict, steps: int, bf16: bool,
+    def _train(self, model, job: BlockTraining, spec: RunSpec, sources: dict,
                out: Path) -> tuple[dict[str, float], dict[str, float]]:
-        """Anneal ``model`` for ``steps`` steps on the mixture and write ``accounting.json`` in ``out``;
-        returns the training metrics and costs (seconds, CPU seconds, tokens per second)."""
+        """Anneal ``model`` as ``job`` says on the mixture, resuming from a checkpoint of the same inputs in
+        ``out``, and write ``accounting.json`` and ``train_losses.json`` there; returns the training metrics
+        and costs (seconds, CPU seconds, tokens per second; ``resumed_at_step`` when it resumed)."""
         import torch
 
         from mixopt.runners import microanneal_data as data
 
-        limits = {n: spec.max_repetition(n) or self.default_max_repetition for n in spec.mixture}
-        blocks, counts = data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed)
+        steps = job.steps
+        blocks, counts = self.mixture_blocks(spec, sources, steps)
+        report = data.accounting(sources, spec.mixture, counts, spec.pool_fraction, self.share_tolerance)
+        job = replace(job, fingerprint=training_fingerprint(job, blocks))
         torch.manual_seed(spec.seed)
+        if job.processes == 1:
+            model.to(job.device)
         started, cpu_started = time.perf_counter(), time.process_time()
-        losses = anneal(model, block_batches(blocks, self.batch_size), steps, self.learning_rate,
-                        int(self.warmup_fraction * steps), self.weight_decay, bf16)
+        rebuild = functools.partial(_training_rows, self, spec, job.model, steps)  # each process reads its own rows
+        trained_run = train_blocks(job, blocks, model, out, rebuild)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        losses = trained_run.losses
         if not np.all(np.isfinite(losses)):
             raise RunFailed(f"training diverged (loss {losses[-1]}): lower the runner's learning_rate")
-        trained = steps * self.batch_size * self.block_size
-        tokens = {n: counts.get(n, 0) * self.block_size for n in spec.mixture}
-        (out / "accounting.json").write_text(json.dumps({
-            "block_size": self.block_size, "steps": steps, "tokens": trained,
-            "sources": {n: {"weight": spec.mixture[n], "tokens": tokens[n], "share": tokens[n] / trained,
-                            "train_tokens_available": len(sources[n].train) * self.block_size,
-                            "epochs": tokens[n] / (len(sources[n].train) * self.block_size)} for n in spec.mixture},
-        }, indent=1))
+        (out / "train_losses.json").write_text(json.dumps(losses))
+        (out / "accounting.json").write_text(json.dumps({"block_size": self.block_size, "steps": steps, **report}, indent=1))
         tenth = max(1, steps // 10)
         metrics = {"train_loss_first": float(np.mean(losses[:tenth])), "train_loss_last": float(np.mean(losses[-tenth:])),
-                   **{f"tokens_{n}": float(t) for n, t in tokens.items()}}
-        return metrics, {"train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "tokens_per_second": trained / seconds}
+                   **data.accounting_metrics(report)}
+        here = (steps - trained_run.resumed_at) * self.batch_size * self.block_size  # trained by this run
+        cost = {"train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "tokens_per_second": here / seconds}
+        if trained_run.resumed_at:
+            cost["resumed_at_step"] = float(trained_run.resumed_at)
+        return metrics, cost
 
     # -- pieces -------------------------------------------------------------------------------------
+    def mixture_blocks(self, spec: RunSpec, sources: dict, steps: int) -> tuple:
+        """The run's training blocks ``(steps * batch_size, L)`` in training order, and blocks per source."""
+        from mixopt.runners import microanneal_data as data
+
+        limits = {n: spec.max_repetition(n) or self.default_max_repetition for n in spec.mixture}
+        return data.mixture_blocks(sources, spec.mixture, steps * self.batch_size, limits, spec.seed,
+                                   spec.pool_fraction)
+
     def load_sources(self, spec: RunSpec, tokenizer) -> dict:
         """Every source of the spec, tokenized, packed and split (``PackedSource`` by name)."""
         from mixopt.cache import cache_dir
         from mixopt.runners import microanneal_data as data
 
         key = data.tokenizer_fingerprint(tokenizer)
+        described = {name: spec.source(name) or Source(name) for name in spec.mixture}  # token file dtype, eos id
         return {
             name: data.load_source(name, self._paths(spec, name), tokenizer, key, self.block_size,
-                                   self.heldout_blocks, cache_dir() / "tokens")
-            for name in spec.mixture
+                                   self.heldout_blocks, cache_dir() / "tokens", token_dtype=source.token_dtype,
+                                   eos_token_id=source.eos_token_id)
+            for name, source in described.items()
         }
 
     def _checkpoint(self, spec: RunSpec) -> Path:
