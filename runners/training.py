@@ -189,6 +189,11 @@ class Checkpoint:
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         return state if state.get("fingerprint") == self.fingerprint else None
 
+    def discard_partial(self) -> None:
+        """Remove the temporary files of saves that were killed midway (each as large as a checkpoint)."""
+        for stale in self.path.parent.glob(f"{self.path.name}*.tmp"):
+            stale.unlink(missing_ok=True)
+
     def due(self, done: int, steps: int) -> bool:
         """Whether to save after ``done`` of ``steps`` steps (the same answer on every rank)."""
         if done == steps:
@@ -356,7 +361,11 @@ def train_blocks(job: BlockTraining, blocks: Rows, model, folder: Path | None = 
     arrays). One process: in this process, on ``model`` (already loaded). Several: spawned processes train
     and ``model`` gets the trained weights; each process gets its rows from ``rebuild`` (a picklable
     function that makes ``blocks`` again, e.g. memory maps and indices: nothing is copied), or else from
-    a copy of ``blocks`` written in ``folder`` (default: the checkpoint's) and memory-mapped."""
+    a copy of ``blocks`` written in ``folder`` (default: the checkpoint's) and memory-mapped. A run with a
+    checkpoint file resumes from it when it holds the state of the same ``job.fingerprint``."""
+    checkpoint = job.checkpoint()
+    if checkpoint is not None:
+        checkpoint.discard_partial()
     if job.processes == 1:
         return _train(job, blocks, model, rank=0)
     import torch

@@ -103,8 +103,10 @@ def test_a_checkpoint_resumes_bitwise(tmp_path):
     tr.train_blocks(job, blocks[: 7 * 4], copy.deepcopy(base))  # checkpoint at step 5, stops at 7
     assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 5
     torch.manual_seed(99)  # the checkpoint's RNG state replaces this
+    (tmp_path / "state.pt.killed-mid-save.tmp").write_bytes(b"half a checkpoint")
     resumed_model = copy.deepcopy(base)
     resumed = tr.train_blocks(job, blocks, resumed_model)
+    assert not list(tmp_path.glob("*.tmp"))  # a save killed midway is cleared
     assert resumed.resumed_at == 5 and len(resumed.clock) == 7
     assert resumed.losses == reference
     for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values(), strict=True):
