@@ -65,10 +65,10 @@ import numpy as np
 
 import mixopt.recommend as recommend_mod
 from mixopt.search import SEARCHERS
-from mixopt.search.base import History, Parts, mean_composition
 from mixopt.search.designs import dirichlet_design, local_design
 from mixopt.seeding import batch_seed
 from mixopt.space import MixtureSpace, Source
+from mixopt.trials import History, Parts, mean_composition
 
 SYNTHETIC = tuple(f"syn-{K}x{m}" for K in (5, 17, 64) for m in (1, 2, 3))
 REAL = ("regmix-mean", "regmix-pilecc", "olmix-mean", "olmix-3", "dclm-mean", "dclm-3")

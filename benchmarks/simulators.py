@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from mixopt.search.base import mean_composition
 from mixopt.space import MixtureSpace, Source
+from mixopt.trials import mean_composition
 
 OLMIX_META = ["Unnamed: 0", "run", "name", "index"]
 OLMIX_DROPPED = ["qasper_yesno", "sciriff_yesno", "lab_bench_dbqa", "lab_bench_protocolqa", "medqa_en"]

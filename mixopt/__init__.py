@@ -28,6 +28,8 @@ _PUBLIC = {
     "StudyConfig": "mixopt.config",
     "recommend_study": "mixopt.recommend",
     "Recommendation": "mixopt.recommend",
+    "Observations": "mixopt.trials",
+    "History": "mixopt.trials",
 }
 __all__ = ["__version__", *_PUBLIC]
 

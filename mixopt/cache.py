@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,11 +49,13 @@ def locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_once(target: Path, build: Callable[[Path], dict], rebuild: bool = False) -> Path:
+def build_once(target: Path, build: Callable[[Path], dict], rebuild: bool = False, what: str | None = None) -> Path:
     """Return ``target``, first running ``build(tmp_dir) -> info`` if it is missing (or ``rebuild``).
 
     ``info`` (JSON-able) is stored in the manifest next to the files' checksums. Concurrent callers
-    (several runner processes on a fresh machine) wait on the lock and find the finished folder.
+    (several runner processes on a fresh machine) wait on the lock and find the finished folder. A build
+    of ``what`` (e.g. "the demo base model") says so on stderr when it starts and ends: long first uses are
+    never silent, with a terminal or without.
     """
     with locked(target.with_name(target.name + ".lock")):
         if (target / MANIFEST).is_file() and not rebuild:
@@ -59,7 +63,12 @@ def build_once(target: Path, build: Callable[[Path], dict], rebuild: bool = Fals
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        started = time.monotonic()
+        if what:
+            print(f"mixopt: building {what} (first use, cached in {target.parent})", file=sys.stderr, flush=True)
         info = build(tmp)
+        if what:
+            print(f"mixopt: built {what} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps({"info": info, "sha256": files}, indent=1, sort_keys=True))
         shutil.rmtree(target, ignore_errors=True)

@@ -19,7 +19,8 @@ import yaml
 
 from mixopt.errors import ConfigError
 from mixopt.pareto import parse_pick_rule
-from mixopt.space import Group, MixtureSpace, Source
+from mixopt.space import TOKEN_DTYPES, Group, MixtureSpace, Source
+from mixopt.surrogates import DEFAULT_SURROGATE
 
 DIRECTIONS = ("minimize", "maximize")
 
@@ -33,6 +34,8 @@ class SourceConfig:
     max_repetition: float | None = None
     fixed_weight: float | None = None
     paths: list[str] = field(default_factory=list)
+    token_dtype: str | None = None  # raw token files' dtype (uint16, uint32); .npy files with a header name their own
+    eos_token_id: int | None = None  # the id separating the token files' documents (None: the tokenizer's)
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,15 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class FidelityConfig:
-    """A kind of run: ``tokens`` is its training token budget; ``model`` an optional checkpoint or model name."""
+    """A kind of run: ``tokens`` is its training token budget; ``model`` an optional checkpoint or model name.
+    ``match_repetition``: a larger fidelity whose repetition this one reproduces: each source's training
+    pool is subsampled to ``tokens / target tokens`` of it, so a mixture repeats every source as many epochs
+    here as at the target (and the repetition caps are the target's)."""
 
     name: str
     tokens: float
     model: str | None = None
+    match_repetition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,7 @@ class StudyConfig:
     # chebyshev:w1,...) to an integration run at the last fidelity. ``baseline`` + ``epsilon`` bound
     # regressions for best:OBJ (``pick`` also chooses the trial exported at the end of a run). ``surrogate`` is the regressor fitted per objective (fidelity as a feature).
     rounds: int | None = None
-    surrogate: ComponentConfig = field(default_factory=lambda: ComponentConfig("gp"))
+    surrogate: ComponentConfig = field(default_factory=lambda: ComponentConfig(DEFAULT_SURROGATE))
     pick: str = "knee"
     baseline: dict[str, float] | None = None
     epsilon: float = 0.0
@@ -139,7 +146,7 @@ class StudyConfig:
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
     directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
     # Spaces by token budget, built on first use (each replace() of the config starts a fresh cache).
-    _spaces: dict[float | None, MixtureSpace] = field(default_factory=dict, init=False, repr=False, compare=False,
+    _spaces: dict[tuple[float, float], MixtureSpace] = field(default_factory=dict, init=False, repr=False, compare=False,
                                                        metadata={"internal": True})
     text: str = field(default="", compare=False, repr=False, metadata={"internal": True})
 
@@ -156,16 +163,31 @@ class StudyConfig:
 
     def space(self, fidelity: str | None = None) -> MixtureSpace:
         """The mixture space at a fidelity's token budget (default: the search fidelity); a budget of 0
-        tokens (an evaluation without training, such as of merged seeds) has no repetition caps."""
-        budget = self.fidelity(fidelity).tokens if fidelity else self.search_fidelity.tokens
-        if budget not in self._spaces:  # built once per budget (with groups, its check solves an LP)
-            self._spaces[budget] = self._build_space(budget)
-        return self._spaces[budget]
+        tokens (an evaluation without training, such as of merged seeds) has no repetition caps. At a
+        fidelity that matches another's repetition, each source's tokens are its pool's (a fraction of
+        them), so the caps are the target's."""
+        fid = self.fidelity(fidelity) if fidelity else self.search_fidelity
+        key = (fid.tokens, self.pool_share(fid.name))
+        if key not in self._spaces:  # built once per budget (with groups, its check solves an LP)
+            self._spaces[key] = self._build_space(*key)
+        return self._spaces[key]
 
-    def _build_space(self, budget: float) -> MixtureSpace:
+    def pool_share(self, fidelity: str) -> float:
+        """The share of each source's training pool a run at ``fidelity`` draws from: its tokens over those
+        of the fidelity whose repetition it matches (1 when it matches none)."""
+        fid = self.fidelity(fidelity)
+        return fid.tokens / self.fidelity(fid.match_repetition).tokens if fid.match_repetition else 1.0
+
+    def pool_fraction(self, fidelity: str) -> dict[str, float]:
+        """``RunSpec.pool_fraction`` at ``fidelity``: every source's pool share (empty when it matches none)."""
+        share = self.pool_share(fidelity)
+        return {s.name: share for s in self.sources} if share < 1 else {}
+
+    def _build_space(self, budget: float, pool_share: float = 1.0) -> MixtureSpace:
         return MixtureSpace(
             sources=tuple(
-                Source(s.name, s.tokens, s.min_weight, s.max_weight, s.max_repetition, s.fixed_weight, tuple(s.paths))
+                Source(s.name, None if s.tokens is None else s.tokens * pool_share, s.min_weight, s.max_weight,
+                       s.max_repetition, s.fixed_weight, tuple(s.paths), s.token_dtype, s.eos_token_id)
                 for s in self.sources
             ),
             groups=tuple(Group(c.name, tuple(c.sources), c.min, c.max) for c in self.constraints),
@@ -225,6 +247,14 @@ def validate(config: StudyConfig) -> None:
     for f in config.fidelities:
         if not f.tokens > 0:
             raise ConfigError(f"fidelity '{f.name}': tokens must be > 0 (got {f.tokens})")
+    _validate_matching(config.fidelities)
+    for s in config.sources:
+        if s.token_dtype is not None and s.token_dtype not in TOKEN_DTYPES:
+            hint = difflib.get_close_matches(s.token_dtype, TOKEN_DTYPES, n=1)
+            fix = f"did you mean '{hint[0]}'?" if hint else f"choose one of {', '.join(TOKEN_DTYPES)}"
+            raise ConfigError(f"source '{s.name}': unknown token_dtype '{s.token_dtype}': {fix}")
+        if s.eos_token_id is not None and s.eos_token_id < 0:
+            raise ConfigError(f"source '{s.name}': eos_token_id must be a token id >= 0 (got {s.eos_token_id})")
     for key in ("batch_size", "n_trials"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(config, key)})")
@@ -302,6 +332,26 @@ def validate_reuse(reuse: ReuseConfig, new_tokens: dict[str, float | None]) -> N
             if untokened:
                 raise ConfigError(f"{where}: a split by tokens needs tokens > 0 on {', '.join(untokened)}; "
                                   f"or give explicit shares, e.g. {{{target[0]}: 0.5, ...}}")
+
+
+def _validate_matching(fidelities: list[FidelityConfig]) -> None:
+    """``match_repetition`` names another fidelity, with more tokens, that matches none itself."""
+    by_name = {f.name: f for f in fidelities}
+    for f in fidelities:
+        if f.match_repetition is None:
+            continue
+        target = by_name.get(f.match_repetition)
+        if target is None:
+            others = [n for n in by_name if n != f.name]
+            hint = difflib.get_close_matches(f.match_repetition, others, n=1)
+            fix = f"did you mean '{hint[0]}'?" if hint else f"fidelities: {', '.join(others) or 'none other'}"
+            raise ConfigError(f"fidelity '{f.name}': match_repetition names unknown fidelity '{f.match_repetition}': {fix}")
+        if not target.tokens > f.tokens:
+            raise ConfigError(f"fidelity '{f.name}': match_repetition names '{target.name}' of {target.tokens:g} tokens, "
+                              f"not more than its own {f.tokens:g}: name a larger fidelity (the one this run stands in for)")
+        if target.match_repetition is not None:
+            raise ConfigError(f"fidelity '{f.name}': match_repetition names '{target.name}', which matches "
+                              f"'{target.match_repetition}' itself: name the final target")
 
 
 def _validate_parts(objectives: list[ObjectiveConfig]) -> None:

@@ -86,8 +86,13 @@ def trial_provenance(study: str, trial: int, fidelity: str | None, values: dict[
         "trial": trial,
         "fidelity": fidelity,
         "objectives": ", ".join(f"{k}={v:.6g}" for k, v in (values or {}).items()) or "none",
-        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
+        **budget_provenance(space),
     }
+
+
+def budget_provenance(space: MixtureSpace) -> dict[str, Any]:
+    """The header line naming the token budget whose repetition caps an export meets."""
+    return {"export_budget_tokens": int(space.token_budget) if space.token_budget else "none"}
 
 
 def write_atomic(path: str | Path, text: str) -> Path:

@@ -4,14 +4,18 @@ prediction and the nearest measured run) in the header."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mixopt.errors import ConfigError
-from mixopt.export import render, trial_provenance
+from mixopt.errors import ConfigError, OutputError
+from mixopt.export import budget_provenance, render, trial_provenance
+from mixopt.trials import Attr
 
 if TYPE_CHECKING:
     from mixopt.recommend import Recommendation
     from mixopt.study import Study
+
+RECOMMENDED = "recommended"  # the --pick that exports the model's recommendation (the default)
 
 
 def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity: str | None = None) -> str:
@@ -23,7 +27,7 @@ def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity
     config = study.config
     space = config.space(fidelity or config.fidelities[-1].name)
     values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else None
-    provenance = trial_provenance(study.name, number, trial.user_attrs.get("fidelity"), values, space)
+    provenance = trial_provenance(study.name, number, trial.user_attrs.get(Attr.FIDELITY), values, space)
     return render(space, study.weights_of(trial), dialect, config.granularity, provenance)
 
 
@@ -44,6 +48,31 @@ def export_recommendation(study: Study, recommendation: Recommendation, dialect:
         "predicted": predicted,
         "nearest_trial": "none" if recommendation.nearest_trial is None else
         f"{recommendation.nearest_trial} (total-variation distance {recommendation.distance:.3f})",
-        "export_budget_tokens": int(space.token_budget) if space.token_budget else "none",
+        **budget_provenance(space),
     }
     return render(space, recommendation.weights, dialect, config.granularity, provenance)
+
+
+def export_choice(study: Study, trial: int | None = None, pick: str | None = None, dialect: str = "olmo-core",
+                  fidelity: str | None = None) -> tuple[str, str]:
+    """The YAML ``mixopt study export`` writes, and what it holds (for the message): trial ``trial``, the
+    measured trial that rule ``pick`` chooses, or (neither given, or ``pick`` "recommended") the study's
+    recommendation, under the caps of ``fidelity``'s budget (default: the last)."""
+    from mixopt.recommend import pick_measured, recommend_study
+
+    if trial is not None and pick is not None:
+        raise ConfigError("give at most one of --trial N or --pick recommended|knee|best:OBJECTIVE|chebyshev:w1,w2,...")
+    if trial is None and pick in (None, RECOMMENDED):
+        return export_recommendation(study, recommend_study(study, fidelity), dialect, fidelity), "the recommended mixture"
+    number = trial if trial is not None else pick_measured(study, str(pick), export_fidelity=fidelity)
+    return export_trial(study, number, dialect, fidelity), f"trial {number}"
+
+
+def exports_path(study: Study) -> Path:
+    """``exports/<study>.yaml`` beside the config, its folder created (an unwritable one is one error line)."""
+    path = study.config.directory / "exports" / f"{study.name}.yaml"
+    try:
+        path.parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError.cannot_write(path.parent, exc, "export elsewhere with `mixopt study export -o`") from None
+    return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,11 @@ from mixopt.config import StudyConfig
 from mixopt.errors import OutputError, RunFailed
 from mixopt.executors import EXECUTORS, Executor, outcome
 from mixopt.failpoints import failpoint
-from mixopt.runners import RUNNERS
-from mixopt.runners.base import Evaluation, RunSpec
+from mixopt.runners import RUNNERS, Runner
 from mixopt.search import SEARCHERS
 from mixopt.seeding import batch_seed
 from mixopt.study import Study
+from mixopt.trials import Attr, Evaluation, RunSpec
 
 WAIT_FOR_OTHERS_SECONDS = 1.0
 
@@ -49,16 +49,34 @@ def make_spec(config: StudyConfig, trial: int, mixture: dict[str, float], fideli
         output_dir=str(output_dir), model=_resolve(config.directory, fid.model),
         source_paths={s.name: tuple(_resolve_path(config.directory, p) for p in s.paths) for s in config.sources},
         space=config.space(fid.name), granularity=config.granularity, study=study or config.name,
+        pool_fraction=config.pool_fraction(fid.name),
     )
 
 
 def run_specs(study: Study, trials, root: Path) -> list[RunSpec]:
-    """Run specs for started trials, each in ``root/trial-NNNNN``."""
-    return [
-        make_spec(study.config, t.number, study.space.as_dict(study.weights_of(t)), t.user_attrs["fidelity"],
-                  t.user_attrs["seed"], root / f"trial-{t.number:05d}", study.name)
-        for t in trials
-    ]
+    """Run specs for started trials, each in ``root/trial-NNNNN``. A re-run of a trial whose controller
+    died (``rerun_of``) runs as that trial: in its folder and with its seed (stored on the re-run), so a
+    runner that checkpoints (``checkpoint_every``) resumes where the first run was stopped."""
+    specs = []
+    for t in trials:
+        number, seed = _first_run(study, t)
+        if seed != t.user_attrs[Attr.SEED]:
+            study.set_trial_attr(t.number, Attr.SEED, seed)
+        specs.append(make_spec(study.config, t.number, study.space.as_dict(study.weights_of(t)),
+                               t.user_attrs[Attr.FIDELITY], seed, root / f"trial-{number:05d}", study.name))
+    return specs
+
+
+def _first_run(study: Study, trial) -> tuple[int, int]:
+    """The number and seed of the first started run in ``trial``'s chain of re-runs (``trial``'s own if none)."""
+    number, seed, earlier = trial.number, trial.user_attrs[Attr.SEED], trial.user_attrs.get(Attr.RERUN_OF)
+    by_number = {t.number: t for t in study.trials()} if earlier is not None else {}
+    while earlier is not None:
+        previous = by_number[earlier]
+        if Attr.SEED in previous.user_attrs:  # a trial killed while being claimed never started
+            number, seed = previous.number, previous.user_attrs[Attr.SEED]
+        earlier = previous.user_attrs.get(Attr.RERUN_OF)
+    return number, seed
 
 
 def _resolve(directory: Path, path: str | None) -> str | None:
@@ -101,6 +119,64 @@ def propose_batch(study: Study, n: int) -> None:
     study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name)
 
 
+Recorder = Callable[[RunSpec, object], "str | None"]  # stores one outcome; returns the failure reason or None
+
+
+@dataclass
+class Dispatch:
+    """The one routine that runs specs, for the search loop, the rounds, seed merges and screening:
+    submit them to the executor, wait for any to finish, store each outcome with ``record`` (an
+    :class:`Evaluation`, or the exception the run raised) and tell ``on_finished`` (spec, failure reason)."""
+
+    runner: Runner
+    executor: Executor
+    record: Recorder
+    on_finished: Callable[[RunSpec, str | None], None] | None = None
+    in_flight: list[tuple[object, RunSpec]] = field(default_factory=list)
+    failures: int = 0
+    last_error: str = ""
+
+    def submit(self, specs: list[RunSpec]) -> list[tuple[object, RunSpec]]:
+        """Start ``specs``; returns (handle, spec) pairs, also kept as in flight."""
+        pairs = list(zip(self.executor.submit_many(self.runner.run, specs), specs, strict=True)) if specs else []
+        self.in_flight.extend(pairs)
+        return pairs
+
+    def collect(self) -> None:
+        """Wait until some runs in flight finish, and record each."""
+        done = self.executor.wait([handle for handle, _ in self.in_flight])
+        for handle, spec in [pair for pair in self.in_flight if pair[0] in done]:
+            self.in_flight.remove((handle, spec))
+            error = self.record(spec, outcome(handle))
+            if error is not None:
+                self.failures, self.last_error = self.failures + 1, error
+            if self.on_finished is not None:
+                self.on_finished(spec, error)
+
+    def drain(self) -> None:
+        """Wait for every run in flight."""
+        while self.in_flight:
+            self.collect()
+
+
+def study_dispatch(study: Study, executor: Executor | None, on_progress: Callable[[Progress], None] | None,
+                   target: int) -> Dispatch:
+    """A :class:`Dispatch` that tells ``study`` each outcome (or fails the trial) and reports progress
+    toward ``target`` completed trials at the search fidelity."""
+    config = study.config
+    dispatch = Dispatch(RUNNERS.create(config.runner.name, config.runner.options),
+                        executor or EXECUTORS.create(config.executor.name, config.executor.options),
+                        lambda spec, result: record_outcome(study, spec.trial, result))
+    if on_progress is not None:
+        def finished(spec: RunSpec, error: str | None) -> None:
+            values = study.values_of(spec.trial) if error is None else None
+            completed = study.n_complete(config.search_fidelity.name)
+            on_progress(Progress(completed, target, dispatch.failures, spec.trial, values, error))
+
+        dispatch.on_finished = finished
+    return dispatch
+
+
 def run_study(
     study: Study,
     n_trials: int | None = None,
@@ -118,95 +194,67 @@ def run_study(
     n_trials = n_trials or config.n_trials
     batch_size = batch_size or config.batch_size
     max_failures = config.max_failures if config.max_failures is not None else max(n_trials, 3)
-    runner = RUNNERS.create(config.runner.name, config.runner.options)
-    executor = executor or EXECUTORS.create(config.executor.name, config.executor.options)
+    dispatch = study_dispatch(study, executor, on_progress, n_trials)
     runs = output_root(config, study.name)
     fidelity = config.search_fidelity.name
-    in_flight: list[tuple[object, RunSpec]] = []
 
     def adopt(trial) -> bool:
         """Re-attach to the scheduler job of a trial whose controller died, if it still exists."""
-        job = trial.user_attrs.get("job_id")
-        handle = executor.reattach(job) if job is not None else None
+        job = trial.user_attrs.get(Attr.JOB_ID)
+        handle = dispatch.executor.reattach(job) if job is not None else None
         if handle is not None:
-            in_flight.append((handle, run_specs(study, [trial], runs)[0]))
+            dispatch.in_flight.append((handle, run_specs(study, [trial], runs)[0]))
         return handle is not None
 
     study.recover_stale(adopt)
-    failures, last_error = 0, ""
     try:
-        while True:
-            completed = study.n_complete(fidelity)
-            if completed >= n_trials and not in_flight:
-                break
-            free = batch_size - len(in_flight)
+        while (completed := study.n_complete(fidelity)) < n_trials or dispatch.in_flight:
+            free = batch_size - len(dispatch.in_flight)
             if free > 0 and completed < n_trials:
-                wanted = min(free, n_trials - completed - study.n_running(fidelity))
-                in_flight.extend(_submit(study, runner, executor, runs, wanted, n_trials))
-            if not in_flight:
+                _submit(study, dispatch, runs, min(free, n_trials - completed - study.n_running(fidelity)), n_trials)
+            if not dispatch.in_flight:
                 time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers...
                 study.recover_stale(adopt)  # ...unless one died meanwhile, or was killed claiming a trial
                 continue
-            done = executor.wait([handle for handle, _ in in_flight])
-            for handle, spec in [pair for pair in in_flight if pair[0] in done]:
-                in_flight.remove((handle, spec))
-                error = _record(study, spec.trial, outcome(handle))
-                if error is not None:
-                    failures, last_error = failures + 1, error
-                _report(on_progress, study, spec.trial, error, n_trials, failures)
-            if failures > max_failures:
-                raise RunFailed(f"{failures} trials failed (more than max_failures={max_failures}); last: {last_error}")
+            dispatch.collect()
+            if dispatch.failures > max_failures:
+                raise RunFailed(f"{dispatch.failures} trials failed (more than max_failures={max_failures}); "
+                                f"last: {dispatch.last_error}")
     finally:
-        executor.close()
+        dispatch.executor.close()
     return study.n_complete(fidelity)
 
 
-def _submit(study: Study, runner, executor: Executor, runs: Path, wanted: int, limit: int) -> list[tuple[object, RunSpec]]:
+def _submit(study: Study, dispatch: Dispatch, runs: Path, wanted: int, limit: int) -> None:
     """Propose what is missing, start ``wanted`` trials (never past ``limit`` at the search fidelity) and
     submit them; the scheduler's job ids are stored so that another controller can re-attach."""
     missing = wanted - study.n_waiting()
     if missing > 0:
         propose_batch(study, missing)
-    specs = run_specs(study, study.start(wanted, limit=limit), runs)
-    handles = executor.submit_many(runner.run, specs) if specs else []
-    for handle, spec in zip(handles, specs, strict=True):
-        job = executor.job_id(handle)
+    pairs = dispatch.submit(run_specs(study, study.start(wanted, limit=limit), runs))
+    for handle, spec in pairs:
+        job = dispatch.executor.job_id(handle)
         if job is not None:
-            study.set_trial_attr(spec.trial, "job_id", job)
-    if specs:
+            study.set_trial_attr(spec.trial, Attr.JOB_ID, job)
+    if pairs:
         failpoint("submitted")
-    return list(zip(handles, specs, strict=True))
 
 
-def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = None) -> None:
+def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = None,
+                executor: Executor | None = None) -> None:
     """Run every WAITING trial (e.g. promoted integration runs) to completion or failure."""
-    config = study.config
-    runner = RUNNERS.create(config.runner.name, config.runner.options)
-    executor = EXECUTORS.create(config.executor.name, config.executor.options)
-    specs = run_specs(study, study.start(study.n_waiting()), output_root(config, study.name))
-    failures = 0
+    dispatch = study_dispatch(study, executor, on_progress, study.config.n_trials)
     try:
-        for index, result in executor.map(runner.run, specs):
-            error = _record(study, specs[index].trial, result)
-            failures += error is not None
-            _report(on_progress, study, specs[index].trial, error, config.n_trials, failures)
+        dispatch.submit(run_specs(study, study.start(study.n_waiting()), output_root(study.config, study.name)))
+        dispatch.drain()
     finally:
-        executor.close()
+        dispatch.executor.close()
 
 
-def _report(on_progress: Callable[[Progress], None] | None, study: Study, number: int, error: str | None,
-            target: int, failures: int) -> None:
-    """Tell ``on_progress`` (if any) that trial ``number`` finished: its values, or ``error``."""
-    if on_progress is not None:
-        values = study.values_of(number) if error is None else None
-        completed = study.n_complete(study.config.search_fidelity.name)
-        on_progress(Progress(completed, target, failures, number, values, error))
-
-
-def _record(study: Study, number: int, result: object) -> str | None:
+def record_outcome(study: Study, number: int, result: object) -> str | None:
     """Tell a result, or fail the trial with the reason; returns the reason or None."""
     if isinstance(result, BaseException):
-        error = _reason(result)
+        error = failure_reason(result)
     elif not isinstance(result, Evaluation):
         error = f"the runner returned {type(result).__name__}, not an Evaluation"
     else:
@@ -219,6 +267,7 @@ def _record(study: Study, number: int, result: object) -> str | None:
     return error
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """The first line of an exception, with its type: what a failed trial stores."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

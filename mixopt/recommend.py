@@ -30,8 +30,8 @@ import numpy as np
 
 from mixopt import pareto
 from mixopt.errors import ConfigError
-from mixopt.search.base import History
 from mixopt.search.recommend import Recommendation, recommend_search
+from mixopt.trials import History
 
 if TYPE_CHECKING:
     from mixopt.study import Study

@@ -38,9 +38,7 @@ from mixopt.config import ReuseConfig, load_config
 from mixopt.errors import ConfigError
 from mixopt.space import MixtureSpace
 from mixopt.study import Study
-
-REPORT_ATTR = "reuse"
-PROPOSAL_ATTR = "reused_from"
+from mixopt.trials import Attr, StudyAttr
 
 
 # -- pure mapping ----------------------------------------------------------------------------------
@@ -160,7 +158,7 @@ def apply_reuse(study: Study) -> ReuseReport | None:
     """Import and queue what the config's ``reuse`` section names, once; returns the report, or None when
     this study has no reuse section or applied it earlier (see ``stored_report``)."""
     config = study.config
-    if config.reuse is None or REPORT_ATTR in study.optuna.user_attrs:
+    if config.reuse is None or StudyAttr.REUSE in study.optuna.user_attrs:
         return None
     old = open_old_study(config.reuse, config.directory)
     if old.name == study.name and _storage_url(old) == _storage_url(study):
@@ -173,13 +171,13 @@ def apply_reuse(study: Study) -> ReuseReport | None:
     if not report.missing_metrics:
         _import_observations(study, old, done, mapping, report)
     _queue_proposals(study, old, done, mapping, report)
-    study.optuna.set_user_attr(REPORT_ATTR, dataclasses.asdict(report))
+    study.optuna.set_user_attr(StudyAttr.REUSE, dataclasses.asdict(report))
     return report
 
 
 def stored_report(study: Study) -> ReuseReport | None:
     """The report of the reuse applied to ``study``, if any."""
-    stored = study.optuna.user_attrs.get(REPORT_ATTR)
+    stored = study.optuna.user_attrs.get(StudyAttr.REUSE)
     return ReuseReport(**stored) if stored else None
 
 
@@ -205,7 +203,7 @@ def _storage_url(study: Study) -> str:
 
 def _metric_value(old: Study, trial: FrozenTrial, metric: str) -> float | None:
     """A trial's value of ``metric``: from its stored metrics, else from the old objective measuring it."""
-    value = trial.user_attrs.get("metrics", {}).get(metric)
+    value = trial.user_attrs.get(Attr.METRICS, {}).get(metric)
     if value is None and trial.values is not None:
         for objective, v in zip(old.config.objectives, trial.values, strict=True):
             if objective.metric == metric:
@@ -225,7 +223,7 @@ def _import_observations(study: Study, old: Study, done: list[FrozenTrial], mapp
                          report: ReuseReport) -> None:
     """Old completed trials as completed trials of ``study`` (through ``Study.import_runs``), skipping
     those that cannot be mapped; trials imported before an interruption are not imported again."""
-    already = {t.user_attrs.get("imported_from") for t in study.trials()}
+    already = {t.user_attrs.get(Attr.IMPORTED_FROM) for t in study.trials()}
     for trial in done:
         mapped = _observation(study, old, trial, mapping)
         if isinstance(mapped, dict):
@@ -249,7 +247,7 @@ def _observation(study: Study, old: Study, trial: FrozenTrial,
     config, reuse = study.config, study.config.reuse
     if reuse is None:
         raise ConfigError("this study has no reuse section")
-    fidelity = trial.user_attrs.get("fidelity")
+    fidelity = trial.user_attrs.get(Attr.FIDELITY)
     if fidelity not in {f.name for f in config.fidelities}:
         return {"trial": trial.number, "reason": f"fidelity '{fidelity}' is not in this study"}
     weights = old.weights_of(trial)
@@ -271,9 +269,9 @@ def _observation(study: Study, old: Study, trial: FrozenTrial,
 def recommended_trial(old: Study, done: list[FrozenTrial]) -> FrozenTrial | None:
     """The old study's recommendation: its last round's integration run, else the trial its ``pick``
     rule chooses among completed trials at its search fidelity."""
-    rounds = [t for t in done if "round" in t.user_attrs]
+    rounds = [t for t in done if Attr.ROUND in t.user_attrs]
     if rounds:
-        return max(rounds, key=lambda t: (t.user_attrs["round"], t.number))
+        return max(rounds, key=lambda t: (t.user_attrs[Attr.ROUND], t.number))
     searched = _searched(old, done)
     if not searched:
         return None
@@ -284,7 +282,7 @@ def recommended_trial(old: Study, done: list[FrozenTrial]) -> FrozenTrial | None
 
 def _searched(old: Study, done: list[FrozenTrial]) -> list[FrozenTrial]:
     """The trials of ``done`` at the old study's search fidelity."""
-    return [t for t in done if t.user_attrs.get("fidelity") == old.config.search_fidelity.name]
+    return [t for t in done if t.user_attrs.get(Attr.FIDELITY) == old.config.search_fidelity.name]
 
 
 def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping: SourceMap,
@@ -302,7 +300,7 @@ def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping:
             front = pareto.non_dominated(np.array([t.values for t in searched], dtype=float), old.config.directions)
             candidates += [(t, f"the Pareto-front mixture of {_provenance(old, t.number)}, mapped")
                            for t, on_front in zip(searched, front, strict=True) if on_front and t is not best]
-    queued = [t.user_attrs[PROPOSAL_ATTR] for t in study.trials() if PROPOSAL_ATTR in t.user_attrs]
+    queued = [t.user_attrs[Attr.PROPOSAL] for t in study.trials() if Attr.PROPOSAL in t.user_attrs]
     chosen: list[np.ndarray] = []
     for trial, label in candidates:
         if len(chosen) == config.batch_size:
@@ -315,5 +313,5 @@ def _queue_proposals(study: Study, old: Study, done: list[FrozenTrial], mapping:
             continue
         chosen.append(weights)
         if label not in queued:
-            study.enqueue(weights[None, :], config.search_fidelity.name, {PROPOSAL_ATTR: label})
+            study.enqueue(weights[None, :], config.search_fidelity.name, {Attr.PROPOSAL: label})
         report.proposals.append({"from": label, "mixture": study.space.as_dict(weights)})

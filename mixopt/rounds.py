@@ -25,21 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import optuna
 from optuna.trial import TrialState
 
-from mixopt.analysis import surrogate_factory
-from mixopt.compat import study_storage
+from mixopt.analysis import fit_objective_models, study_runs
 from mixopt.config import ComponentConfig, FidelityConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.loop import Progress, run_study, run_waiting
 from mixopt.runners import RUNNERS
-from mixopt.search.base import History
 from mixopt.search.designs import prior_mixture
 from mixopt.search.recommend import recommend
-from mixopt.study import Study, optuna_directions
-from mixopt.surrogates.fitting import fit_surrogates, predict
+from mixopt.study import Study
+from mixopt.trials import Attr, History, StudyAttr
 
 CANDIDATES = 4000  # recommendation pool per part (see mixopt.search.recommend.candidate_pool)
 PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
@@ -47,7 +43,7 @@ MERGE_FIDELITY = "seed-merge"  # the evaluation of merged seed checkpoints (0 to
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Promotion:
     """The mixture promoted in the last round, with its predicted and measured integration values; with
     ``merge_seeds``, also each seed run's values, the merged checkpoint's folder and its values."""
 
@@ -67,33 +63,27 @@ def promote(study: Study, round_number: int, seed: int) -> None:
     rule) as an integration trial of ``round_number``."""
     config = study.config
     integration = config.fidelities[-1]
-    done = [t for t in study.trials((TrialState.COMPLETE,)) if t.user_attrs.get("fidelity") in {f.name for f in config.fidelities}]
-    X = np.array([[*study.weights_of(t), float(t.user_attrs["fidelity"] == integration.name)] for t in done])
-    Y = np.array([t.values for t in done], dtype=float)
-    models = fit_surrogates(X, Y, surrogate_factory(study))
-
-    def at_integration(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return predict(models, np.column_stack([W, np.ones(len(W))]))
-
+    done = study_runs(study)
+    models = fit_objective_models(config, done)
+    history = History(done.weights, done.values, config.directions, trials=done.numbers)
     space = config.space(integration.name)
-    history = History(X[:, :-1], Y, config.directions, trials=np.array([t.number for t in done]))
     chosen = recommend(
-        at_integration, space, history, seed=seed, prior=prior_mixture(space, config.searcher.options.get("prior")),
+        models.predictor(integration.name), space, history, seed=seed, prior=prior_mixture(space, config.searcher.options.get("prior")),
         rule=config.pick, names=[o.name for o in config.objectives], epsilon=config.epsilon,
         baseline=space.from_dict(config.baseline) if config.baseline is not None else None,
         model=f"{config.surrogate.name} surrogate", pool_size=CANDIDATES,
     )
     assert chosen.predicted is not None and chosen.front_predicted is not None
-    study.optuna.set_user_attr("predicted_front", {
+    study.optuna.set_user_attr(StudyAttr.PREDICTED_FRONT, {
         "round": round_number, "fidelity": integration.name,
         "points": [{"mixture": space.as_dict(w), "predicted": v.tolist()}
                    for w, v in zip(chosen.front_weights[:PREDICTED_STORED], chosen.front_predicted[:PREDICTED_STORED], strict=True)],
     })
     weights = space.round(chosen.weights, config.granularity)
-    study.enqueue(weights[None, :], integration.name, {"round": round_number, "predicted": chosen.predicted.tolist()})
+    study.enqueue(weights[None, :], integration.name, {Attr.ROUND: round_number, Attr.PREDICTED: chosen.predicted.tolist()})
 
 
-def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None) -> Recommendation:
+def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None) -> Promotion:
     """Run (or resume) every round of the study; the last round's promoted mixture is the recommendation."""
     config = study.config
     if config.rounds is None:
@@ -110,21 +100,21 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
             promote(study, round_number, seed=config.seed + round_number)
         elif all(t.state == TrialState.FAIL for t in promoted):  # its run failed earlier: run it again
             study.enqueue(study.weights_of(promoted[-1])[None, :], integration,
-                          {"round": round_number, "predicted": promoted[-1].user_attrs["predicted"]})
+                          {Attr.ROUND: round_number, Attr.PREDICTED: promoted[-1].user_attrs[Attr.PREDICTED]})
         run_waiting(study, on_progress)
         if not any(t.state == TrialState.COMPLETE for t in _round_trials(study, round_number)):
             raise RunFailed(f"the integration run of round {round_number} failed: see `mixopt study status`, then run again")
     last = [t for t in _round_trials(study, rounds) if t.state == TrialState.COMPLETE][-1]
-    recommendation = Recommendation(
+    recommendation = Promotion(
         trial=last.number, round=rounds, mixture=study.space.as_dict(study.weights_of(last)),
-        predicted=list(last.user_attrs["predicted"]), measured=list(last.values) if last.values else None,
+        predicted=list(last.user_attrs[Attr.PREDICTED]), measured=list(last.values) if last.values else None,
     )
     return merge_seeds(study, recommendation, on_progress) if config.merge_seeds else recommendation
 
 
 def _round_trials(study: Study, round_number: int) -> list:
     """Integration trials promoted in ``round_number`` (failed ones included; re-runs keep the round)."""
-    return [t for t in study.trials() if t.user_attrs.get("round") == round_number]
+    return [t for t in study.trials() if t.user_attrs.get(Attr.ROUND) == round_number]
 
 
 # -- merging seeds of the recommended mixture ---------------------------------------------------------
@@ -146,13 +136,13 @@ def merge_study(study: Study, merged: Path) -> Study:
         runner=ComponentConfig(config.runner.name, {**config.runner.options, "keep_checkpoint": True}),
         fidelities=[*config.fidelities, FidelityConfig(MERGE_FIDELITY, tokens=0.0, model=str(merged))],
     )
-    runs = optuna.create_study(storage=study_storage(study.optuna), study_name=f"{study.name}-merge",
-                               directions=optuna_directions(config.directions), load_if_exists=True)
-    return Study(runs, view)
+    runs = study.sibling("merge", view)
+    assert runs is not None
+    return runs
 
 
-def merge_seeds(study: Study, recommendation: Recommendation,
-                on_progress: Callable[[Progress], None] | None = None) -> Recommendation:
+def merge_seeds(study: Study, recommendation: Promotion,
+                on_progress: Callable[[Progress], None] | None = None) -> Promotion:
     """Run (or resume) the seed runs of the recommended mixture, merge their checkpoints, evaluate the
     merge; the recommendation with the seeds' and the merge's values."""
     config = study.config
@@ -167,15 +157,15 @@ def merge_seeds(study: Study, recommendation: Recommendation,
             on_progress(dataclasses.replace(event, completed=study.n_complete(config.search_fidelity.name)))
 
     def ours(fidelity: str, *states: TrialState) -> list:
-        return [t for t in runs.trials(states or None) if t.user_attrs.get("merge_for") == recommendation.trial
-                and t.user_attrs.get("fidelity") == fidelity]
+        return [t for t in runs.trials(states or None) if t.user_attrs.get(Attr.MERGE_FOR) == recommendation.trial
+                and t.user_attrs.get(Attr.FIDELITY) == fidelity]
 
     wanted = config.merge_seeds or 0
     seeds = _seed_runs(ours(integration, TrialState.COMPLETE))
     if len(seeds) < wanted:
         queued = len(ours(integration, TrialState.WAITING))
         for _ in range(wanted - len(seeds) - queued):
-            runs.enqueue(weights, integration, {"merge_for": recommendation.trial})
+            runs.enqueue(weights, integration, {Attr.MERGE_FOR: recommendation.trial})
         run_waiting(runs, relay)
         seeds = _seed_runs(ours(integration, TrialState.COMPLETE))
         if len(seeds) < wanted:
@@ -183,15 +173,15 @@ def merge_seeds(study: Study, recommendation: Recommendation,
                             f"({_last_reason(ours(integration, TrialState.FAIL))}): run again to retry them")
     seeds = seeds[:wanted]
     numbers = [t.number for t in seeds]
-    evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get("merge_of") == numbers]
+    evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get(Attr.MERGE_OF) == numbers]
     if not evaluations:
         from mixopt.merge import merge_checkpoints  # torch: imported only by studies that merge
 
-        merge_checkpoints([t.user_attrs["artifacts"]["checkpoint"] for t in seeds], merged)
+        merge_checkpoints([t.user_attrs[Attr.ARTIFACTS]["checkpoint"] for t in seeds], merged)
         if not ours(MERGE_FIDELITY, TrialState.WAITING):
-            runs.enqueue(weights, MERGE_FIDELITY, {"merge_for": recommendation.trial, "merge_of": numbers})
+            runs.enqueue(weights, MERGE_FIDELITY, {Attr.MERGE_FOR: recommendation.trial, Attr.MERGE_OF: numbers})
         run_waiting(runs, relay)
-        evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get("merge_of") == numbers]
+        evaluations = [t for t in ours(MERGE_FIDELITY, TrialState.COMPLETE) if t.user_attrs.get(Attr.MERGE_OF) == numbers]
         if not evaluations:
             raise RunFailed(f"the evaluation of the merged checkpoint {merged} failed "
                             f"({_last_reason(ours(MERGE_FIDELITY, TrialState.FAIL))}): run again to retry it")
@@ -203,32 +193,31 @@ def merge_results(study: Study) -> list[dict]:
     """What the study's ``<name>-merge`` study holds, per recommended trial (oldest first):
     ``{"trial", "seeds": [values of each completed seed run], "merged": values of the merge's evaluation
     or None, "checkpoint": the merged folder or None}``; empty when the study never merged seeds."""
-    try:
-        runs = optuna.load_study(study_name=f"{study.name}-merge", storage=study_storage(study.optuna))
-    except KeyError:
+    runs = study.sibling("merge", create=False)
+    if runs is None:
         return []
-    done = runs.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = runs.trials((TrialState.COMPLETE,))
     results = []
-    for trial in sorted({t.user_attrs["merge_for"] for t in done if "merge_for" in t.user_attrs}):
-        ours = [t for t in done if t.user_attrs.get("merge_for") == trial]
-        merges = [t for t in ours if t.user_attrs.get("fidelity") == MERGE_FIDELITY]
+    for trial in sorted({t.user_attrs[Attr.MERGE_FOR] for t in done if Attr.MERGE_FOR in t.user_attrs}):
+        ours = [t for t in done if t.user_attrs.get(Attr.MERGE_FOR) == trial]
+        merges = [t for t in ours if t.user_attrs.get(Attr.FIDELITY) == MERGE_FIDELITY]
         results.append({
             "trial": trial,
-            "seeds": [list(t.values) for t in ours if t.user_attrs.get("fidelity") != MERGE_FIDELITY],
+            "seeds": [list(t.values) for t in ours if t.user_attrs.get(Attr.FIDELITY) != MERGE_FIDELITY],
             "merged": list(merges[-1].values) if merges else None,
-            "checkpoint": merges[-1].user_attrs.get("artifacts", {}).get("checkpoint") if merges else None,
+            "checkpoint": merges[-1].user_attrs.get(Attr.ARTIFACTS, {}).get("checkpoint") if merges else None,
         })
     return results
 
 
 def _seed_runs(trials: list) -> list:
     """Completed seed runs whose checkpoint is on disk (oldest first); ``RunFailed`` if a run returned none."""
-    missing = [t.number for t in trials if "checkpoint" not in t.user_attrs.get("artifacts", {})]
+    missing = [t.number for t in trials if "checkpoint" not in t.user_attrs.get(Attr.ARTIFACTS, {})]
     if missing:
         raise RunFailed("merge_seeds needs a runner that returns artifacts['checkpoint']: "
                         f"seed runs {missing} returned none")
-    return [t for t in trials if Path(t.user_attrs["artifacts"]["checkpoint"]).is_dir()]
+    return [t for t in trials if Path(t.user_attrs[Attr.ARTIFACTS]["checkpoint"]).is_dir()]
 
 
 def _last_reason(failed: list) -> str:
-    return failed[-1].user_attrs.get("fail_reason", "no reason stored") if failed else "no failed run stored"
+    return failed[-1].user_attrs.get(Attr.FAIL_REASON, "no reason stored") if failed else "no failed run stored"

@@ -15,15 +15,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.trial import TrialState
 
-from mixopt.compat import study_storage
 from mixopt.config import ScreeningConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.executors import EXECUTORS, Executor
-from mixopt.loop import _reason, make_spec, output_root
+from mixopt.loop import Dispatch, failure_reason, make_spec, output_root
+from mixopt.objectives import objective_values
 from mixopt.runners import RUNNERS
-from mixopt.runners.base import Evaluation
-from mixopt.study import Study, objective_values, optuna_directions
+from mixopt.study import Study
+from mixopt.trials import Attr, Evaluation, RunSpec, StudyAttr
 
 BASELINE = "(anchor only)"
 ENTER_Z = 1.0  # a source enters the search when it lifts some objective by more than this many standard errors
@@ -84,54 +85,57 @@ def run_screening(study: Study, replicates: int | None = None, executor: Executo
     if config.screening is None:
         raise ConfigError("this study has no screening section: add screening: {anchor: {SOURCE: 1.0}, ...}")
     replicates = replicates or config.screening.replicates
-    names = [s.name for s in config.sources]
-    arms = screening_mixtures(config.screening, names)
-    screen = optuna.create_study(
-        storage=study_storage(study.optuna), study_name=f"{study.name}-screening",
-        directions=optuna_directions(config.directions), load_if_exists=True,
-    )
-    done = {(t.user_attrs["arm"], t.user_attrs["replicate"]) for t in screen.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
-    fidelity = config.search_fidelity
+    arms = screening_mixtures(config.screening, [s.name for s in config.sources])
+    screen = study.sibling("screening")
+    assert screen is not None
+    done = {(t.user_attrs[Attr.ARM], t.user_attrs[Attr.REPLICATE]) for t in screen.trials((TrialState.COMPLETE,))}
     todo = [(arm, r) for arm in arms for r in range(replicates) if (arm, r) not in done]
-    runs = output_root(config, f"{study.name}-screening")
-    specs = [
-        make_spec(config, index, arms[arm], fidelity.name, config.seed + 1000 * r + index, runs / f"{_slug(arm)}-r{r}")
-        for index, (arm, r) in enumerate(todo)
-    ]
-    runner = RUNNERS.create(config.runner.name, config.runner.options)
-    executor = executor or EXECUTORS.create(config.executor.name, config.executor.options)
-    distributions: dict[str, BaseDistribution] = {n: FloatDistribution(0.0, 1.0) for n in names}
+    runs = output_root(config, screen.name)
+    fidelity = config.search_fidelity.name
+    specs = [make_spec(config, index, arms[arm], fidelity, config.seed + 1000 * r + index, runs / f"{_slug(arm)}-r{r}")
+             for index, (arm, r) in enumerate(todo)]
+    dispatch = Dispatch(RUNNERS.create(config.runner.name, config.runner.options),
+                        executor or EXECUTORS.create(config.executor.name, config.executor.options),
+                        lambda spec, result: _record_arm(screen, config, spec, result, *todo[spec.trial]))
     try:
-        for index, result in executor.map(runner.run, specs):
-            arm, r = todo[index]
-            attrs = {"arm": arm, "replicate": r, "fidelity": fidelity.name}
-            if isinstance(result, Evaluation):
-                try:
-                    values = objective_values(result, config.objectives)
-                except ValueError as exc:
-                    result = exc
-                else:
-                    screen.add_trial(optuna.trial.create_trial(
-                        params=specs[index].mixture, distributions=distributions, values=values,
-                        user_attrs={**attrs, "metrics": result.metrics},
-                    ))
-                    continue
-            screen.add_trial(optuna.trial.create_trial(
-                params=specs[index].mixture, distributions=distributions, state=optuna.trial.TrialState.FAIL,
-                user_attrs={**attrs, "fail_reason": _reason(result)},
-            ))
+        dispatch.submit(specs)
+        dispatch.drain()
     finally:
-        executor.close()
+        dispatch.executor.close()
     by_arm: dict[str, list[list[float]]] = {}
-    for t in screen.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        by_arm.setdefault(t.user_attrs["arm"], []).append(list(t.values))
+    for t in screen.trials((TrialState.COMPLETE,)):
+        by_arm.setdefault(t.user_attrs[Attr.ARM], []).append(list(t.values))
     missing = [arm for arm in arms if len(by_arm.get(arm, [])) == 0]
     if missing:
         raise RunFailed(f"screening has no completed run for {missing}; see `mixopt study status` and run again")
     ranked = lifts({a: np.array(v) for a, v in by_arm.items() if a in arms},
                    [o.name for o in config.objectives], config.directions)
-    study.optuna.set_user_attr("screening", [asdict(r) for r in ranked])
+    study.optuna.set_user_attr(StudyAttr.SCREENING, [asdict(r) for r in ranked])
     return ranked
+
+
+def _record_arm(screen: Study, config: StudyConfig, spec: RunSpec, result: object, arm: str, replicate: int) -> str | None:
+    """Store one screening run as a trial of ``screen`` (complete with its objective values, or failed with
+    the reason); the arm's mixture may lie outside the search space, so it is added, not asked."""
+    attrs = {Attr.ARM: arm, Attr.REPLICATE: replicate, Attr.FIDELITY: spec.fidelity}
+    distributions: dict[str, BaseDistribution] = {n: FloatDistribution(0.0, 1.0) for n in spec.mixture}
+    error = failure_reason(result) if isinstance(result, BaseException) else None
+    if isinstance(result, Evaluation):
+        try:
+            values = objective_values(result, config.objectives)
+        except ValueError as exc:
+            error = failure_reason(exc)
+        else:
+            screen.optuna.add_trial(optuna.trial.create_trial(
+                params=spec.mixture, distributions=distributions, values=values,
+                user_attrs={**attrs, Attr.METRICS: result.metrics}))
+            return None
+    elif error is None:
+        error = f"the runner returned {type(result).__name__}, not an Evaluation"
+    screen.optuna.add_trial(optuna.trial.create_trial(
+        params=spec.mixture, distributions=distributions, state=TrialState.FAIL,
+        user_attrs={**attrs, Attr.FAIL_REASON: error}))
+    return error
 
 
 def _slug(arm: str) -> str:

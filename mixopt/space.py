@@ -20,11 +20,14 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
 from mixopt.errors import ConfigError, InfeasibleSpaceError
 
 FEASIBILITY_TOL = 1e-9
+TOKEN_DTYPES = ("uint16", "uint32", "int32", "int64")  # dtypes of raw token files (mixopt.runners.token_files)
 
 
 @dataclass(frozen=True)
 class Source:
-    """A data source. ``tokens`` is what is available (tokens); ``max_repetition`` in epochs."""
+    """A data source. ``tokens`` is what is available (tokens); ``max_repetition`` in epochs. ``paths`` hold
+    its data; for token files, ``token_dtype`` is the dtype of raw files and ``eos_token_id`` the id that
+    separates their documents (None: a numpy header's dtype, the model tokenizer's end-of-text id)."""
 
     name: str
     tokens: float | None = None
@@ -33,6 +36,8 @@ class Source:
     max_repetition: float | None = None
     fixed_weight: float | None = None
     paths: tuple[str, ...] = ()
+    token_dtype: str | None = None
+    eos_token_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import contextlib
 import datetime
 import fcntl
 import json
-import math
-import numbers
 import os
 import re
 import socket
@@ -35,19 +33,14 @@ from mixopt.compat import pop_waiting_trial_id, storage_engine, study_id, study_
 from mixopt.config import StudyConfig, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
-from mixopt.runners.base import Evaluation
-from mixopt.search.base import History, Parts, mean_composition
+from mixopt.objectives import objective_parts, objective_values
+from mixopt.tables import RunTable, target_values
+from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-CONFIG_ATTR = "mixopt_config"
-CONFIG_DIR_ATTR = "mixopt_config_dir"
-VERSION_ATTR = "mixopt_version"
 UNLABELLED_GRACE_SECONDS = 30  # a claimed trial left unlabelled this long was claimed by a controller that died
-# Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
-RUN_ATTRS = {"seed", "controller", "job_id", "metrics", "stderr", "cost", "artifacts", "runner", "fail_reason", "rerun_of"}
-PARTS_TOLERANCE = 1e-6  # relative gap allowed between an objective's metric and the mean of its parts
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
 
 
@@ -152,11 +145,11 @@ class Study:
                 f"study '{name}' was created with directions {stored_directions}, the config has {directions}: "
                 "use another --study-name"
             )
-        if CONFIG_ATTR not in study.user_attrs:
+        if StudyAttr.CONFIG not in study.user_attrs:
             study.set_metric_names([o.name for o in config.objectives])
-            study.set_user_attr(CONFIG_ATTR, config.text)
-            study.set_user_attr(CONFIG_DIR_ATTR, str(config.directory.resolve()))
-            study.set_user_attr(VERSION_ATTR, mixopt.__version__)
+            study.set_user_attr(StudyAttr.CONFIG, config.text)
+            study.set_user_attr(StudyAttr.CONFIG_DIR, str(config.directory.resolve()))
+            study.set_user_attr(StudyAttr.VERSION, mixopt.__version__)
         return cls(study, config)
 
     @classmethod
@@ -171,15 +164,29 @@ class Study:
                 f"study '{study_name}' does not exist in {mask_url(storage)}"
                 + (f": existing studies are {names}" if names else ": it holds no studies")
             ) from None
-        text = study.user_attrs.get(CONFIG_ATTR)
+        text = study.user_attrs.get(StudyAttr.CONFIG)
         if text is None:
             raise StorageError(f"study '{study_name}' was not created by mixopt (no stored config)")
-        config = parse_config(text, directory=Path(study.user_attrs.get(CONFIG_DIR_ATTR, ".")))
+        config = parse_config(text, directory=Path(study.user_attrs.get(StudyAttr.CONFIG_DIR, ".")))
         return cls(study, config)
 
     @property
     def name(self) -> str:
         return self.optuna.study_name
+
+    def sibling(self, suffix: str, config: StudyConfig | None = None, create: bool = True) -> Study | None:
+        """The study ``<name>-<suffix>`` in the same storage (screening runs, seed merges), seen through
+        ``config`` (default: this study's); created if missing when ``create``, else None when missing."""
+        name, storage = f"{self.name}-{suffix}", study_storage(self.optuna)
+        if create:
+            runs = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
+                                       directions=optuna_directions(self.config.directions))
+        else:
+            try:
+                runs = optuna.load_study(study_name=name, storage=storage)
+            except KeyError:
+                return None
+        return Study(runs, config or self.config)
 
     @staticmethod
     def _distributions(config: StudyConfig) -> dict[str, FloatDistribution]:
@@ -202,7 +209,7 @@ class Study:
         return sum(1 for t in self.trials((TrialState.COMPLETE,)) if _counted(t, fidelity))
 
     def n_running(self, fidelity: str | None = None) -> int:
-        return sum(1 for t in self.trials((TrialState.RUNNING,)) if fidelity is None or t.user_attrs.get("fidelity") == fidelity)
+        return sum(1 for t in self.trials((TrialState.RUNNING,)) if fidelity is None or t.user_attrs.get(Attr.FIDELITY) == fidelity)
 
     def n_waiting(self) -> int:
         return len(self.trials((TrialState.WAITING,)))
@@ -215,7 +222,7 @@ class Study:
         self.config.fidelity(fidelity)
         for w in np.atleast_2d(weights):
             self.config.space(fidelity).check(w, tol=1e-7)
-            self.optuna.enqueue_trial(self.space.as_dict(w), user_attrs={"fidelity": fidelity, **(extra_attrs or {})})
+            self.optuna.enqueue_trial(self.space.as_dict(w), user_attrs={Attr.FIDELITY: fidelity, **(extra_attrs or {})})
 
     def start(self, n: int, owner: str | None = None, limit: int | None = None) -> list[optuna.trial.Trial]:
         """Take up to ``n`` WAITING trials (oldest first) and mark them RUNNING by ``owner`` (this process).
@@ -238,8 +245,8 @@ class Study:
                 trial = optuna.trial.Trial(self.optuna, trial_id)
                 for name, dist in self.distributions.items():
                     trial.suggest_float(name, dist.low, dist.high)
-                trial.set_user_attr("seed", self.config.seed + trial.number)
-                trial.set_user_attr("controller", owner or controller_id())
+                trial.set_user_attr(Attr.SEED, self.config.seed + trial.number)
+                trial.set_user_attr(Attr.CONTROLLER, owner or controller_id())
                 started.append(trial)
         return started
 
@@ -271,8 +278,8 @@ class Study:
         metrics = {**evaluation.metrics, **{o.metric: v for o, v in zip(self.config.objectives, values, strict=True)}}
         storage, trial_id = self._storage_and_id(number)
         for key, value in (
-            ("metrics", metrics), ("stderr", evaluation.stderr), ("cost", evaluation.cost),
-            ("artifacts", evaluation.artifacts), ("runner", evaluation.runner),
+            (Attr.METRICS, metrics), (Attr.STDERR, evaluation.stderr), (Attr.COST, evaluation.cost),
+            (Attr.ARTIFACTS, evaluation.artifacts), (Attr.RUNNER, evaluation.runner),
         ):
             storage.set_trial_user_attr(trial_id, key, _jsonable(value))
         failpoint("tell")  # a crash here leaves the trial RUNNING: it is failed and re-run on resume
@@ -295,8 +302,8 @@ class Study:
         distributions: dict[str, BaseDistribution] = dict(self.distributions)
         count = ImportCount()
         weights = weights / weights.sum(axis=1, keepdims=True)  # tables round weights (RegMix rows: 1 +- 0.004)
-        seen = {_import_identity(self.space.from_dict(t.params), t.values, t.user_attrs.get("fidelity"))
-                for t in self.trials((TrialState.COMPLETE,)) if "imported_from" in t.user_attrs}
+        seen = {_import_identity(self.space.from_dict(t.params), t.values, t.user_attrs.get(Attr.FIDELITY))
+                for t in self.trials((TrialState.COMPLETE,)) if Attr.IMPORTED_FROM in t.user_attrs}
         for w, v in zip(weights, values, strict=True):
             if not space.is_feasible(w, tol=1e-6) or not np.all(np.isfinite(v)):
                 count.outside += 1
@@ -308,15 +315,28 @@ class Study:
             seen.add(identity)
             self.optuna.add_trial(optuna.trial.create_trial(
                 params=self.space.as_dict(w), distributions=distributions, values=[float(x) for x in v],
-                user_attrs={"fidelity": fidelity, "imported_from": source,
-                            "metrics": {o.metric: float(x) for o, x in zip(self.config.objectives, v, strict=True)}},
+                user_attrs={Attr.FIDELITY: fidelity, Attr.IMPORTED_FROM: source,
+                            Attr.METRICS: {o.metric: float(x) for o, x in zip(self.config.objectives, v, strict=True)}},
             ))
             count.added += 1
         return count
 
+    def import_table(self, table: RunTable, fidelity: str, source: str, where: tuple[str, str]) -> ImportCount:
+        """:meth:`import_runs` of a run table (``mixopt.tables.read_run_table``) whose weight columns must be
+        this study's sources and whose metrics hold each objective's metric; ``where`` names the ratios
+        and metrics files in errors."""
+        missing = [s for s in self.space.names if s not in table.weights.columns]
+        extra = [c for c in table.weights.columns if c not in self.space.names]
+        if missing or extra:
+            raise ConfigError(f"{where[0]}: columns must be this study's sources; missing {missing}, unknown {extra}")
+        weights = table.weights[list(self.space.names)].to_numpy(float)
+        values = np.column_stack([target_values(table.metrics, column=o.metric, source=where[1]).to_numpy(float)
+                                  for o in self.config.objectives])
+        return self.import_runs(weights, values, fidelity, source)
+
     def fail(self, number: int, reason: str) -> None:
         storage, trial_id = self._storage_and_id(number)
-        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_user_attr(trial_id, Attr.FAIL_REASON, reason)
         self.optuna.tell(number, state=TrialState.FAIL)
 
     def _storage_and_id(self, number: int) -> tuple[optuna.storages.BaseStorage, int]:
@@ -332,7 +352,7 @@ class Study:
         """
         recovered = []
         for trial in self.trials((TrialState.RUNNING,)):
-            owner = trial.user_attrs.get("controller")
+            owner = trial.user_attrs.get(Attr.CONTROLLER)
             if owner is None:
                 # Claimed but not yet labelled (a controller between two writes), unless it stayed so.
                 started = trial.datetime_start or datetime.datetime.now()
@@ -341,7 +361,7 @@ class Study:
             elif owner == EXTERNAL or not _controller_is_dead(owner):
                 continue
             if adopt is not None and adopt(trial):
-                self.set_trial_attr(trial.number, "controller", controller_id())
+                self.set_trial_attr(trial.number, Attr.CONTROLLER, controller_id())
                 continue
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
             kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
@@ -349,31 +369,38 @@ class Study:
             mixture = trial.system_attrs.get("fixed_params") or trial.params
             self.optuna.enqueue_trial(
                 {name: mixture[name] for name in self.space.names if name in mixture},
-                user_attrs={"fidelity": self.config.search_fidelity.name, **kept, "rerun_of": trial.number},
+                user_attrs={Attr.FIDELITY: self.config.search_fidelity.name, **kept, Attr.RERUN_OF: trial.number},
             )
             recovered.append(trial.number)
         return recovered
 
     # -- views -------------------------------------------------------------------------------
+    def observations(self) -> Observations:
+        """Every completed trial, row-aligned arrays in trial order (the study's one read model)."""
+        done = self.trials((TrialState.COMPLETE,))
+        if not done:
+            return Observations.empty(self.space.dim, len(self.config.objectives))
+        return Observations(
+            numbers=np.array([t.number for t in done], dtype=int),
+            weights=np.stack([self.weights_of(t) for t in done]),
+            values=np.array([t.values for t in done], dtype=float),
+            fidelities=np.array([t.user_attrs.get(Attr.FIDELITY) for t in done], dtype=object),
+            metrics=tuple(t.user_attrs.get(Attr.METRICS, {}) for t in done),
+            stderr=tuple(t.user_attrs.get(Attr.STDERR, {}) for t in done),
+            attrs=tuple(t.user_attrs for t in done),
+        )
+
     def history(self, fidelity: str | None = None) -> History:
         """Completed evaluations at ``fidelity`` (default: the search fidelity), plus RUNNING/WAITING as pending."""
-        fidelity = fidelity or self.config.search_fidelity.name
-        done = [t for t in self.trials((TrialState.COMPLETE,)) if t.user_attrs.get("fidelity") == fidelity]
+        done = self.observations().at(fidelity or self.config.search_fidelity.name)
+        objectives = self.config.objectives
         pending = [t for t in self.trials((TrialState.RUNNING, TrialState.WAITING)) if t.params or t.system_attrs]
-        directions = self.config.directions
-        if not done:
-            weights, values, stderr = np.zeros((0, self.space.dim)), np.zeros((0, len(directions))), None
-        else:
-            weights = np.stack([self.weights_of(t) for t in done])
-            values = np.array([t.values for t in done], dtype=float)
-            errors = [[t.user_attrs.get("stderr", {}).get(o.metric) for o in self.config.objectives] for t in done]
-            stderr = None if any(e is None for row in errors for e in row) else np.array(errors, dtype=float)
         pending_w = [w for w in (self._pending_weights(t) for t in pending) if w is not None]
         return History(
-            weights=weights, values=values, directions=directions, stderr=stderr,
+            weights=done.weights, values=done.values, directions=self.config.directions,
+            stderr=done.metric_errors([o.metric for o in objectives]) if len(done) else None,
             pending=np.stack(pending_w) if pending_w else np.zeros((0, self.space.dim)),
-            parts=history_parts(done, self.config.objectives),
-            trials=np.array([t.number for t in done], dtype=int),
+            parts=objective_parts(done, objectives), trials=done.numbers,
         )
 
     def _pending_weights(self, trial: optuna.trial.FrozenTrial) -> np.ndarray | None:
@@ -387,80 +414,21 @@ class Study:
         metrics (``metric:<name>``), seconds and the failure reason."""
         rows = []
         for t in self.trials():
-            row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "fidelity": t.user_attrs.get("fidelity")}
+            row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "fidelity": t.user_attrs.get(Attr.FIDELITY)}
             params = t.params or t.system_attrs.get("fixed_params", {})
             row.update({weight_column(name): params.get(name, np.nan) for name in self.space.names})
             values = t.values if t.values is not None else [np.nan] * len(self.config.objectives)
             row.update({o.name: v for o, v in zip(self.config.objectives, values, strict=True)})
-            row.update({f"metric:{k}": v for k, v in t.user_attrs.get("metrics", {}).items()})
-            row["seconds"] = t.user_attrs.get("cost", {}).get("seconds", np.nan)
-            row["fail_reason"] = t.user_attrs.get("fail_reason")
+            row.update({f"metric:{k}": v for k, v in t.user_attrs.get(Attr.METRICS, {}).items()})
+            row["seconds"] = t.user_attrs.get(Attr.COST, {}).get("seconds", np.nan)
+            row["fail_reason"] = t.user_attrs.get(Attr.FAIL_REASON)
             rows.append(row)
         return pd.DataFrame(rows)
-
-
-def objective_values(evaluation: Evaluation, objectives) -> list[float]:
-    """The value of each objective's metric in ``evaluation``; ``ValueError`` naming the first metric that is
-    missing, not a number, or not finite (NaN, inf), or whose standard error is not a finite number >= 0;
-    likewise for an objective's parts. An objective with parts is their mean: its metric, when reported,
-    must equal it; when not reported, it is computed."""
-    if not isinstance(evaluation.metrics, dict) or not isinstance(evaluation.stderr, dict):
-        raise ValueError("the evaluation's metrics and stderr must be mappings from metric name to number")
-    values = []
-    for objective in objectives:
-        computed = bool(objective.parts) and objective.metric not in evaluation.metrics  # the parts' mean, computed here
-        for metric in objective.parts if computed else (objective.metric, *objective.parts):
-            problem = _metric_problem(evaluation, metric)
-            if problem is not None:
-                role = "metric" if metric == objective.metric else "part"
-                raise ValueError(f"objective '{objective.name}': {role} '{metric}' {problem}")
-        mean = float(np.mean([evaluation.metrics[part] for part in objective.parts])) if objective.parts else None
-        value = mean if computed and mean is not None else float(evaluation.metrics[objective.metric])
-        if mean is not None and abs(value - mean) > PARTS_TOLERANCE * max(1.0, abs(mean)):
-            raise ValueError(f"objective '{objective.name}': metric '{objective.metric}' is {value:.6g} but the "
-                             f"mean of its parts is {mean:.6g}: report their mean as '{objective.metric}', or leave it out")
-        values.append(value)
-    return values
 
 
 def optuna_directions(directions: Sequence[str]) -> list[StudyDirection]:
     """Optuna's directions for ours (``minimize`` or ``maximize``, checked when the config loads)."""
     return [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
-
-
-def _metric_problem(evaluation: Evaluation, metric: str) -> str | None:
-    """What is wrong with ``metric`` in ``evaluation`` (missing, not a finite number, bad standard error), or None."""
-    value = evaluation.metrics.get(metric)
-    error = evaluation.stderr.get(metric, 0.0)
-    if value is None:
-        return "is missing"
-    if not _is_number(value):
-        return f"is not a number ({value!r})"
-    if not math.isfinite(value):
-        return f"is {value} (not finite)"
-    if not _is_number(error) or not math.isfinite(error) or error < 0:
-        return f"has a standard error of {error!r} (must be a finite number >= 0)"
-    return None
-
-
-def history_parts(done: list[optuna.trial.FrozenTrial], objectives) -> Parts | None:
-    """The measured parts of ``done`` trials' objectives (an objective without parts is its own single
-    part), or None when no objective has parts or some trial lacks one (e.g. a run imported from a table)."""
-    if not any(o.parts for o in objectives):
-        return None
-    names = [part for o in objectives for part in (o.parts or [o.metric])]
-    composition = mean_composition([len(o.parts) or 1 for o in objectives])
-    metrics = [t.user_attrs.get("metrics", {}) for t in done]
-    if not done or any(name not in m for m in metrics for name in names):
-        return None
-    errors = [t.user_attrs.get("stderr", {}) for t in done]
-    stderr = None if any(name not in e for e in errors for name in names) else np.array(
-        [[e[name] for name in names] for e in errors], dtype=float)
-    return Parts(np.array([[m[name] for name in names] for m in metrics], dtype=float), composition, stderr)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def weight_column(source: str) -> str:
@@ -475,7 +443,7 @@ def _import_identity(weights: np.ndarray, values, fidelity: str | None) -> tuple
 
 def _counted(trial: optuna.trial.FrozenTrial, fidelity: str | None) -> bool:
     """Whether ``trial`` counts toward ``n_trials``: run by this study, at ``fidelity`` (any if None)."""
-    return "imported_from" not in trial.user_attrs and (fidelity is None or trial.user_attrs.get("fidelity") == fidelity)
+    return Attr.IMPORTED_FROM not in trial.user_attrs and (fidelity is None or trial.user_attrs.get(Attr.FIDELITY) == fidelity)
 
 
 def controller_id() -> str:

@@ -1,7 +1,8 @@
 """Runners: execute one mixture at one fidelity and report its metrics (installed as ``mixopt.runners``)."""
 
 from mixopt.registry import Registry
-from mixopt.runners.base import Evaluation, Runner, RunSpec
+from mixopt.runners.base import Runner
+from mixopt.trials import Evaluation, RunSpec
 
 RUNNERS = Registry(
     "runner",

@@ -3,8 +3,10 @@
 For each trial the runner writes, into the trial's output folder:
 
 - ``mixture.yaml``: the mixture in the chosen export dialect;
-- ``run_spec.json``: trial, mixture, fidelity, token budget, seed, model, source paths, and where to
-  write metrics;
+- ``run_spec.json``: trial, mixture, fidelity, token budget, seed, model, source paths, the share of
+  each source's training pool the run may draw from (``pool_fraction``: below 1 at a fidelity with
+  ``match_repetition``, where the program should subsample each source's pool, by the seed, to that
+  share so that its epochs equal the target's), and where to write metrics;
 
 then runs ``argv`` with no shell: each argument may hold placeholders ``{mixture}``, ``{spec}``,
 ``{metrics}``, ``{output_dir}``, ``{trial}``, ``{seed}``, ``{tokens}``, ``{fidelity}``, ``{model}``,
@@ -29,8 +31,9 @@ from pathlib import Path
 from mixopt import export
 from mixopt.errors import ConfigError
 from mixopt.executors import describe_exit
-from mixopt.runners.base import Evaluation, RunFailed, Runner, RunSpec
+from mixopt.runners.base import RunFailed, Runner
 from mixopt.space import MixtureSpace, Source
+from mixopt.trials import Evaluation, RunSpec
 
 PLACEHOLDER = re.compile(r"\{(mixture|spec|metrics|output_dir|trial|seed|tokens|fidelity|model)\}")
 
@@ -78,6 +81,7 @@ class CommandRunner(Runner):
             "trial": spec.trial, "mixture": spec.mixture, "fidelity": spec.fidelity, "tokens": spec.tokens,
             "seed": spec.seed, "model": spec.model, "output_dir": str(out),
             "source_paths": {k: list(v) for k, v in spec.source_paths.items()},
+            "pool_fraction": {name: spec.pool_fraction.get(name, 1.0) for name in spec.mixture},
             "mixture_file": str(files["mixture"]), "metrics_file": str(files["metrics"]),
         }, indent=2))
         values = {

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixopt.runners.base import Evaluation, Runner, RunSpec
+from mixopt.runners.base import Runner
+from mixopt.trials import Evaluation, RunSpec
 
 INTEGRATION_NOISE_FACTOR = 0.3
 

@@ -1,7 +1,13 @@
 """Surrogates: scikit-learn-style regressors from mixtures to outcomes (installed as ``mixopt.surrogates``)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from mixopt.registry import Registry
-from mixopt.surrogates.base import Surrogate
+
+if TYPE_CHECKING:
+    from mixopt.surrogates.base import Surrogate
 
 SURROGATES = Registry(
     "surrogate",
@@ -14,6 +20,15 @@ SURROGATES = Registry(
     },
 )
 
-DEFAULT_SURROGATE = "ensemble"
+DEFAULT_SURROGATE = "ensemble"  # the config's default and the CLI's: the most accurate (BENCHMARKS.md)
 
 __all__ = ["DEFAULT_SURROGATE", "SURROGATES", "Surrogate"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Surrogate`` imported on first use: the registry and the default name stay cheap to import (config)."""
+    if name == "Surrogate":
+        from mixopt.surrogates.base import Surrogate
+
+        return Surrogate
+    raise AttributeError(f"module 'mixopt.surrogates' has no attribute '{name}'")

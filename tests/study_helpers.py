@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from mixopt.errors import RunFailed
-from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.runners.synthetic import SyntheticRunner
+from mixopt.trials import Evaluation, RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC_STUDY = REPO / "studies" / "synthetic" / "study.yaml"

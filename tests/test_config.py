@@ -98,6 +98,18 @@ def test_space_uses_each_fidelitys_budget_for_repetition_caps():
         (with_changes(batch_size=0), "batch_size must be >= 1"),
         (with_changes(granularity=0.3), "granularity must be in (0, 0.1]"),
         (with_changes(constraints=[{"name": "g", "sources": ["wbe"], "min": 0.2}]), "unknown source 'wbe': did you mean 'web'?"),
+        (with_changes(fidelities=[{"name": "micro", "tokens": 1e9, "match_repetition": "integraton"},
+                                  {"name": "integration", "tokens": 1e10}]),
+         "fidelity 'micro': match_repetition names unknown fidelity 'integraton': did you mean 'integration'?"),
+        (with_changes(fidelities=[{"name": "micro", "tokens": 1e9, "match_repetition": "small"},
+                                  {"name": "small", "tokens": 1e8}]),
+         "fidelity 'micro': match_repetition names 'small' of 1e+08 tokens, not more than its own 1e+09"),
+        (with_changes(fidelities=[{"name": "a", "tokens": 1e8, "match_repetition": "b"},
+                                  {"name": "b", "tokens": 1e9, "match_repetition": "c"}, {"name": "c", "tokens": 1e10}]),
+         "fidelity 'a': match_repetition names 'b', which matches 'c' itself: name the final target"),
+        (with_changes(sources=[{"name": "web", "token_dtype": "unit16"}]),
+         "source 'web': unknown token_dtype 'unit16': did you mean 'uint16'?"),
+        (with_changes(sources=[{"name": "web", "eos_token_id": -1}]), "source 'web': eos_token_id must be a token id >= 0"),
         ("name: x\nsources: [{name: a}]\n", "missing required key 'objectives'"),
         ("- just\n- a list\n", "must be a YAML mapping"),
         ("name: [unclosed\n", "not valid YAML at line"),
@@ -108,6 +120,25 @@ def test_bad_configs_name_the_key_and_the_fix(text, message):
         parse_config(text)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_fidelity_matching_the_targets_repetition_has_its_pools_and_caps():
+    text = with_changes(
+        sources=[{"name": "web"}, {"name": "code", "tokens": 2e9, "max_repetition": 2, "token_dtype": "uint32",
+                                   "eos_token_id": 100257}],
+        fidelities=[{"name": "micro", "tokens": 1e9, "match_repetition": "integration"},
+                    {"name": "plain", "tokens": 1e9}, {"name": "integration", "tokens": 1e10}],
+    )
+    config = parse_config(text)
+    assert config.pool_fraction("micro") == {"web": 0.1, "code": 0.1}
+    assert config.pool_fraction("integration") == {} and config.pool_fraction("plain") == {}
+    code = config.space("micro").names.index("code")
+    # Each source's pool at micro is a tenth of it, so its cap is the integration run's: 2 x 2e9 / 1e10.
+    assert config.space("micro").upper[code] == pytest.approx(0.4) == config.space("integration").upper[code]
+    assert config.space("plain").upper[code] == 1.0  # the same budget without matching: 2 x 2e9 / 1e9 > 1
+    assert config.space("micro").token_budget == 1e9  # the export budget stays the fidelity's own
+    source = config.space("micro").sources[code]
+    assert (source.token_dtype, source.eos_token_id) == ("uint32", 100257)
 
 
 def test_infeasible_space_is_rejected_at_load_time_at_every_fidelity():

@@ -13,7 +13,8 @@ from mixopt.search import SEARCHERS
 
 PLUGINS = textwrap.dedent(
     """
-    from mixopt.runners.base import Evaluation, Runner
+    from mixopt.runners.base import Runner
+    from mixopt.trials import Evaluation
     from mixopt.search.random import RandomSearcher
 
     class ConstantRunner(Runner):

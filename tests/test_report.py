@@ -14,11 +14,9 @@ import typer
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from typer.testing import CliRunner
 
-from mixopt import analysis, pareto, report
-from mixopt.config import ComponentConfig, load_config
+from mixopt import report
+from mixopt.config import load_config
 from mixopt.loop import run_study
-from mixopt.runners.synthetic import expected_outcome, make_law
-from mixopt.space import MixtureSpace, Source
 from mixopt.study import Study
 from study_helpers import write_study
 
@@ -45,130 +43,6 @@ def written(tmp_path_factory):
     study = make_study(folder, n_search=16, n_integration=report.MIN_SURROGATE_TRIALS)
     paths = report.write_report(study, folder / "report" / "page.html", png=True)
     return study, paths
-
-
-# -- figures from arrays -------------------------------------------------------------------------
-def random_trials(n: int, m: int, K: int, seed: int = 0) -> report.Trials:
-    rng = np.random.default_rng(seed)
-    return report.Trials(np.arange(n) * 2, rng.dirichlet(np.full(K, 0.3), n), rng.normal(3.0, 0.3, (n, m)))
-
-
-@pytest.mark.parametrize("K", [3, 64])
-@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 6])
-def test_every_figure_builds_for_1_to_6_objectives_and_3_to_64_sources(m, K):
-    n = 30
-    trials = random_trials(n, m, K)
-    names = [f"objective{j}" for j in range(m)]
-    directions = ["minimize", "maximize", "minimize", "maximize", "minimize", "minimize"][:m]
-    sources = tuple(f"source{k}" for k in range(K))
-    predicted = report.PredictedFront(trials.weights[:5], trials.values[:5] - 0.1, np.full((5, m), 0.02))
-    on_front = pareto.non_dominated(trials.values, directions)
-
-    front = report.front_figure(trials, names, directions, sources, predicted)
-    assert f"{on_front.sum()} of {n}" in front.layout.title.text
-    expected_type = {1: go.Scatter, 2: go.Scatter, 3: go.Scatter3d}.get(m, go.Parcoords)
-    assert isinstance(front.data[0], expected_type)
-    if m in (2, 3):
-        (drawn,) = [t for t in front.data if (t.name or "").startswith("predicted")]
-        np.testing.assert_allclose(drawn.error_x.array, predicted.std[:, 0])
-    figures = [front]
-    if m >= 2:
-        pairs = report.pairs_figure(trials, names, directions, sources, predicted)
-        assert len([t for t in pairs.data if t.name == "front"]) == m * (m - 1) // 2
-        figures.append(pairs)
-    parallel = report.parallel_figure(trials, names, directions)
-    assert [d.label.split(" ")[0] for d in parallel.data[0].dimensions] == ["trial", *names]
-    figures.append(parallel)
-
-    rows = np.flatnonzero(on_front)
-    bars = report.composition_figure(trials.weights[rows], sources, [f"trial {r}" for r in rows])
-    stacked = np.sum([np.asarray(t.x) for t in bars.data], axis=0)
-    np.testing.assert_allclose(stacked, 100.0)  # every bar is a whole mixture
-    assert len(bars.data) == (K if K <= report.COMPOSITION_SOURCES + 1 else report.COMPOSITION_SOURCES + 1)
-    figures.append(bars)
-
-    at = np.arange(n)
-    history = report.history_figure(trials.numbers, at, pareto.hypervolume_history(trials.values, directions), trials.values, names, directions)
-    best_lines = [t for t in history.data if t.name == "best so far"]
-    assert len(best_lines) == m
-    figures.append(history)
-
-    mean = trials.values + 0.05
-    parity = report.parity_figure({"microanneal": (trials.values, mean, np.full((n, m), 0.1)),
-                                   "integration": (trials.values[:10], mean[:10], np.full((10, m), 0.1))}, names)
-    assert len([t for t in parity.data if t.legendgroup == "integration"]) == m
-    figures.append(parity)
-
-    grid = np.tile(np.linspace(0, 1, 5), (K, 1))
-    effects = np.random.default_rng(1).normal(size=(m, K, 5))
-    drawn_effects = report.effects_figure(grid, effects, names, sources)
-    assert sum(t.visible is True for t in drawn_effects.data) == m * min(K, report.EFFECT_LINES_SHOWN)
-    figures.append(drawn_effects)
-    for figure in figures:
-        json.loads(figure.to_json())  # what the page and optuna-dashboard store
-
-
-def test_hover_shows_the_trial_and_the_whole_mixture():
-    sources = ("web", "code", "math")
-    weights = np.array([[0.5, 0.0002, 0.4998]])
-    (text,) = report.hover_texts(np.array([7]), np.array([[2.5, 3.25]]), ["math", "code"], weights, sources)
-    assert "trial 7" in text and "math 2.5" in text and "code 3.25" in text
-    assert "web 50.0%" in text and "math 50.0%" in text
-    assert "code 0.0%" not in text  # shares below 0.05% are left out
-
-
-def test_composition_lumps_small_sources_into_other():
-    sources = tuple(f"s{k}" for k in range(20))
-    weights = np.full((2, 20), 0.05)
-    figure = report.composition_figure(weights, sources, ["a", "b"])
-    assert figure.data[-1].name == f"other ({20 - report.COMPOSITION_SOURCES} sources)"
-    np.testing.assert_allclose(figure.data[-1].x, 100 * 0.05 * (20 - report.COMPOSITION_SOURCES))
-
-
-# -- surrogate views -----------------------------------------------------------------------------
-def law_data(n: int, seed: int = 0):
-    space = MixtureSpace(tuple(Source(name) for name in ("web", "code", "math", "qa")))
-    law = make_law(space.dim, 2, seed=3, noise=0.0)
-    X = space.sample(n, seed)
-    return space, law, X, expected_outcome(law, X)
-
-
-def gp():
-    """The per-dimension GP surrogate: calibrated and fast enough to fit many times in a test."""
-    return analysis.make_surrogate(ComponentConfig("gp"))
-
-
-@pytest.mark.slow
-def test_source_effects_follow_the_mixing_law():
-    space, law, X, Y = law_data(40)
-    models = analysis.fit_surrogates(X, Y, gp)
-    grid, effects = report.source_effects(models, space, n_base=16, n_grid=5)
-    assert grid.shape == (4, 5) and effects.shape == (2, 4, 5)
-    for objective in range(2):
-        helper = int(np.argmin(law.t[objective]))  # the source that lowers this loss the most
-        assert effects[objective, helper, -1] < effects[objective, helper, 0]
-
-
-@pytest.mark.slow
-def test_predicted_front_is_feasible_and_non_dominated():
-    space, _, X, Y = law_data(30)
-    models = analysis.fit_surrogates(X, Y, gp)
-    front = report.predicted_front(models, space, ["minimize", "minimize"], n=400)
-    assert 0 < len(front.mean) <= report.PREDICTED_SHOWN
-    assert all(space.is_feasible(w, tol=1e-6) for w in front.weights)
-    assert pareto.non_dominated(front.mean, ["minimize", "minimize"]).all()
-    assert np.all(front.std > 0)
-
-
-@pytest.mark.slow
-def test_out_of_fold_predictions_rank_a_smooth_law():
-    from scipy.stats import spearmanr
-
-    _, _, X, Y = law_data(25)
-    Y = Y[:, :1]
-    mean, std = report.out_of_fold(X, Y, factory=gp)
-    assert mean.shape == Y.shape == std.shape
-    assert spearmanr(Y[:, 0], mean[:, 0]).statistic > 0.8
 
 
 # -- reports of studies --------------------------------------------------------------------------
@@ -252,7 +126,7 @@ def test_report_renders_in_headless_chromium_with_the_network_off(written, tmp_p
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     image = np.asarray(Image.open(shot).convert("RGB"))
     plot_area = pixels_near(image, (229, 236, 246))  # plotly's plot background, drawn only by plotly.js
-    markers = pixels_near(image, (31, 95, 191))  # front points (report.FRONT)
+    markers = pixels_near(image, (31, 95, 191))  # front points (mixopt.figures.FRONT)
     assert plot_area > 0.05 * image.shape[0] * image.shape[1], "the plot area is not drawn"
     assert markers > 200, "the plot area is drawn but holds no front points"
 

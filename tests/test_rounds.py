@@ -17,9 +17,9 @@ from safetensors.torch import save_file
 from mixopt.config import load_config
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.rounds import merge_results, run_rounds
-from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.runners.synthetic import SyntheticRunner, expected_outcome
 from mixopt.study import Study
+from mixopt.trials import Evaluation, RunSpec
 from study_helpers import run_mixopt
 
 CONFIG = textwrap.dedent("""

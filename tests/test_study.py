@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 import mixopt
 from mixopt.config import load_config
 from mixopt.errors import ConfigError, StorageError
-from mixopt.runners.base import Evaluation
 from mixopt.study import EXTERNAL, Study, controller_id, mask_url, open_storage, weight_column
+from mixopt.trials import Evaluation
 from study_helpers import write_study
 
 MIX = np.array([0.3, 0.1, 0.2, 0.2, 0.1, 0.1])  # web, code, math, qa, books, instructions: feasible

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mixopt.cli import bench, demo, report, study, surrogate
+from mixopt.cli.progress import make_console, width_for
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -50,7 +50,8 @@ def screen(
     for rank, lift in enumerate(ranked, 1):
         cells = [f"{lift.lift[k]:+.4f} ± {lift.stderr[k]:.4f}" for k in lift.lift]
         table.add_row(str(rank), lift.source, *cells, f"{lift.score:+.2f}", "yes" if lift.enters_search else "no")
-    Console().print(table)
+    console = make_console()
+    console.print(table, width=width_for(console))
 
 
 @app.command(epilog="Example: mixopt merge runs/seed-1/checkpoint runs/seed-2/checkpoint -o merged/")

@@ -7,26 +7,23 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 import mixopt
+from mixopt import controller, handoff
 from mixopt import export as export_mod
-from mixopt import handoff, pareto
+from mixopt.analysis import observed_front
+from mixopt.cli.progress import make_console, trial_progress, width_for
 from mixopt.config import load_config
-from mixopt.errors import ConfigError, OutputError
-from mixopt.loop import propose_batch, run_study
-from mixopt.recommend import pick_measured, recommend_study
-from mixopt.rounds import run_rounds
-from mixopt.runners.base import Evaluation
-from mixopt.study import EXTERNAL, Study, mask_url, weight_column
+from mixopt.errors import ConfigError
+from mixopt.recommend import recommend_study
+from mixopt.study import EXTERNAL, Study, mask_url
+from mixopt.trials import Attr, Evaluation, StudyAttr
 
 app = typer.Typer(help="Run, inspect and export mixture studies.", no_args_is_help=True)
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
 
 ConfigArg = typer.Argument(None, help="study.yaml (or its folder); default: studies/default/study.yaml")
 StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite beside the config)")
@@ -66,54 +63,28 @@ def run(
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML report at the end"),
 ) -> None:
     """Run (or resume) a study until it has its configured number of completed trials, then print the
-    Pareto front, write the report and export a mixture."""
+    Pareto front, write the report and export the recommended mixture."""
     study = open_study(config, storage, study_name, create=True)
     cfg = study.config
-    target = n_trials or cfg.n_trials
     console.print(
         f"study [bold]{study.name}[/] in {mask_url(storage or cfg.storage_url)}: {len(cfg.sources)} sources, "
         f"{len(cfg.objectives)} objectives, searcher {cfg.searcher.name}, runner {cfg.runner.name}"
     )
-    if cfg.reuse is not None:
-        apply_and_print_reuse(study)
-    best: dict[str, float] = {}
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[best]}")]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("trials", total=target, completed=study.n_complete(cfg.search_fidelity.name), best="")
-
-        def on_progress(event) -> None:
-            if event.values is not None:
-                for objective, value in zip(cfg.objectives, event.values, strict=True):
-                    better = max if objective.direction == "maximize" else min
-                    best[objective.name] = better(best.get(objective.name, value), value)
-            else:
-                progress.console.print(f"[yellow]trial {event.trial} failed:[/] {event.error}")
-            text = "best " + " ".join(f"{k}={v:.4g}" for k, v in best.items()) if best else ""
-            progress.update(task, completed=event.completed, best=text)
-
-        promoted = None
-        if cfg.rounds:
-            promoted = run_rounds(study, on_progress=on_progress)
-        else:
-            run_study(study, n_trials=target, batch_size=batch_size, on_progress=on_progress)
+    completed = study.n_complete(cfg.search_fidelity.name)
+    with trial_progress(console, cfg, n_trials or cfg.n_trials, completed) as on_progress:
+        outcome = controller.run(study, n_trials, batch_size, on_progress=on_progress, on_reuse=print_reuse_event)
     print_front(study)
     if report:
         write_study_report(study)
-    if promoted is not None:
-        print_promoted(study, promoted)
-        path = _exports_path(study)
-        export_mod.write_atomic(path, handoff.export_trial(study, promoted.trial))
-    else:
-        recommendation = recommend_study(study)
-        print_recommendation(study, recommendation)
-        path = _exports_path(study)
-        export_mod.write_atomic(path, handoff.export_recommendation(study, recommendation))
-    out.print(f"exported the recommended mixture to {path}")
+    if outcome.promotion is not None:
+        print_promoted(study, outcome.promotion)
+    elif outcome.recommendation is not None:
+        print_recommendation(study, outcome.recommendation)
+    out.print(f"exported the recommended mixture to {outcome.exported}")
 
 
 def print_promoted(study: Study, promoted) -> None:
-    """The last round's integration run (``mixopt.rounds.Recommendation``) and its seed merge, if any."""
+    """The last round's integration run (``mixopt.rounds.Promotion``) and its seed merge, if any."""
     names = [o.name for o in study.config.objectives]
     out.print(f"recommended mixture (round {promoted.round} integration run, trial {promoted.trial}): "
               + " ".join(f"{k}={v:.4f}" for k, v in promoted.mixture.items() if v > 0))
@@ -124,31 +95,18 @@ def print_promoted(study: Study, promoted) -> None:
                      f"weights averaged over the {len(promoted.seeds)} seeds: {promoted.merged_checkpoint}")
 
 
-def apply_and_print_reuse(study: Study) -> None:
-    """Import the old study's runs as the config's ``reuse`` says (once), and say what was done."""
-    from mixopt.reuse import apply_reuse, stored_report
-
-    reused = apply_reuse(study)
-    if reused is not None:
-        print_reuse(reused)
-    elif (earlier := stored_report(study)) is not None:
-        out.print(f"reuse of study '{earlier.old_study}' was applied when this study started "
-                  f"({len(earlier.imported)} trials imported; `mixopt study status` shows the map)")
+def print_reuse_event(report, applied_now: bool) -> None:
+    """The reuse of an older study: its source map and counts when applied now, else one line."""
+    if applied_now:
+        print_reuse(report)
+    else:
+        out.print(f"reuse of study '{report.old_study}' was applied when this study started "
+                  f"({len(report.imported)} trials imported; `mixopt study status` shows the map)")
 
 
 def print_reuse(report) -> None:
     """The source map and counts of a mixture reuse (``mixopt.reuse.ReuseReport``), as plain text."""
     out.print("\n".join(report.summary()), markup=False, highlight=False)
-
-
-def _exports_path(study: Study) -> Path:
-    """``exports/<study>.yaml`` beside the config, its folder created (an unwritable one is one error line)."""
-    path = study.config.directory / "exports" / f"{study.name}.yaml"
-    try:
-        path.parent.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise OutputError.cannot_write(path.parent, exc, "export elsewhere with `mixopt study export -o`") from None
-    return path
 
 
 def write_study_report(study: Study) -> None:
@@ -167,24 +125,22 @@ def write_study_report(study: Study) -> None:
 def print_front(study: Study, limit: int = 12) -> None:
     """A table of the observed Pareto front at the search fidelity."""
     cfg = study.config
-    frame = study.frame()
-    done = frame[(frame.state == "COMPLETE") & (frame.fidelity == cfg.search_fidelity.name)]
-    if done.empty:
+    done, front = observed_front(study)
+    if not len(done):
         out.print("no completed trials yet")
         return
     names = [o.name for o in cfg.objectives]
-    front = done[pareto.non_dominated(done[names].to_numpy(), cfg.directions)].sort_values(names[0])
     shown = f", first {limit} by {names[0]}" if len(front) > limit else ""
     table = Table(title=f"Pareto front of {study.name} ({len(front)} of {len(done)} trials{shown})")
     table.add_column("trial", justify="right")
-    for name, objective in zip(names, cfg.objectives, strict=True):
-        table.add_column(f"{name} ({'max' if objective.direction == 'maximize' else 'min'})", justify="right")
+    for objective in cfg.objectives:
+        table.add_column(f"{objective.name} ({'max' if objective.direction == 'maximize' else 'min'})", justify="right")
     table.add_column("mixture")
-    for _, row in front.head(limit).iterrows():
-        weights = sorted(((row[weight_column(s)], s) for s in study.space.names), reverse=True)
-        mix = " ".join(f"{s}={w:.3f}" for w, s in weights if w >= 0.0005)
-        table.add_row(str(row.trial), *(f"{row[n]:.4f}" for n in names), mix)
-    out.print(table)
+    for number, values, weights in list(zip(front.numbers, front.values, front.weights, strict=True))[:limit]:
+        mix = " ".join(f"{s}={w:.3f}" for w, s in sorted(zip(weights, study.space.names, strict=True), reverse=True)
+                       if w >= 0.0005)
+        table.add_row(str(number), *(f"{v:.4f}" for v in values), mix)
+    out.print(table, width=width_for(out))
 
 
 @app.command(epilog="Example: mixopt study status studies/synthetic/study.yaml")
@@ -221,7 +177,7 @@ def status(
         out.print(f"  trial {r.trial} failed: {r.fail_reason}")
     print_front(study)
     names = [o.name for o in study.config.objectives]
-    predicted = study.optuna.user_attrs.get("predicted_front")
+    predicted = study.optuna.user_attrs.get(StudyAttr.PREDICTED_FRONT)
     if predicted:
         out.print(f"surrogate-predicted front at '{predicted['fidelity']}' (round {predicted['round']}):")
         for point in predicted["points"]:
@@ -291,17 +247,10 @@ def export(
 ) -> None:
     """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
     choice at the export budget); with --trial or --pick RULE, a measured trial."""
-    if trial is not None and pick is not None:
-        raise ConfigError("give at most one of --trial N or --pick recommended|knee|best:OBJECTIVE|chebyshev:w1,w2,...")
     if dialect not in export_mod.DIALECTS:
         raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(export_mod.DIALECTS)}")
     study = open_study(config, storage, study_name, create=False)
-    if trial is None and pick in (None, "recommended"):
-        recommendation = recommend_study(study, fidelity)
-        text, what = handoff.export_recommendation(study, recommendation, dialect, fidelity), "the recommended mixture"
-    else:
-        number = trial if trial is not None else pick_measured(study, str(pick), export_fidelity=fidelity)
-        text, what = handoff.export_trial(study, number, dialect, fidelity), f"trial {number}"
+    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -321,11 +270,9 @@ def ask(
     if output_format != "json":
         raise ConfigError(f"unknown format '{output_format}': use json")
     study = open_study(config, storage, study_name, create=True)
-    if study.n_waiting() < n:
-        propose_batch(study, n - study.n_waiting())
-    trials = study.start(n, owner=EXTERNAL)
+    trials = controller.ask(study, n)
     batch = [
-        {"trial": t.number, "fidelity": t.user_attrs["fidelity"], "seed": t.user_attrs["seed"],
+        {"trial": t.number, "fidelity": t.user_attrs[Attr.FIDELITY], "seed": t.user_attrs[Attr.SEED],
          "mixture": study.space.as_dict(study.weights_of(t))}
         for t in trials
     ]
@@ -405,20 +352,12 @@ def import_runs(
     key: str | None = typer.Option(None, "--key", help="join column (default: detected)"),
 ) -> None:
     """Load a swarm of runs measured elsewhere (e.g. RegMix or Olmix tables) as completed trials: a warm start."""
-    from mixopt.tables import read_run_table, target_values
+    from mixopt.tables import read_run_table
 
     study = open_study(config, storage, study_name, create=True)
-    cfg = study.config
-    fidelity = cfg.fidelity(fidelity).name if fidelity else cfg.search_fidelity.name
+    fidelity = study.config.fidelity(fidelity).name if fidelity else study.config.search_fidelity.name
     table = read_run_table(ratios, metrics, key)
-    missing = [s for s in study.space.names if s not in table.weights.columns]
-    extra = [c for c in table.weights.columns if c not in study.space.names]
-    if missing or extra:
-        raise ConfigError(f"{ratios}: columns must be this study's sources; missing {missing}, unknown {extra}")
-    weights = table.weights[list(study.space.names)].to_numpy(float)
-    values = np.column_stack([target_values(table.metrics, column=o.metric, source=str(metrics)).to_numpy(float)
-                              for o in cfg.objectives])
-    count = study.import_runs(weights, values, fidelity, source=f"{ratios.name} + {metrics.name}")
+    count = study.import_table(table, fidelity, source=f"{ratios.name} + {metrics.name}", where=(str(ratios), str(metrics)))
     skipped = [(count.duplicate, "already in the study"), (count.outside, "outside the space's constraints or missing values")]
-    out.print(f"imported {count.added} of {len(weights)} runs into study {study.name} at fidelity {fidelity}"
+    out.print(f"imported {count.added} of {len(table.weights)} runs into study {study.name} at fidelity {fidelity}"
               + "".join(f"; {n} {why} (skipped)" for n, why in skipped if n))

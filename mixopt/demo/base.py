@@ -56,7 +56,7 @@ def base_dir() -> Path:
 
 def ensure_base(force: bool = False, threads: int = 1) -> Path:
     """The base checkpoint folder (tokenizer included), trained first when missing."""
-    root = build_once(base_dir(), lambda tmp: _build(tmp, threads), rebuild=force)
+    root = build_once(base_dir(), lambda tmp: _build(tmp, threads), rebuild=force, what="the demo base model")
     verify(root)
     return root
 

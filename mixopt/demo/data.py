@@ -100,7 +100,7 @@ def data_dir() -> Path:
 
 def ensure_data(force: bool = False, check: bool = True) -> DemoData:
     """The built demo data, building it first when missing (about a minute on 2 cores)."""
-    root = build_once(data_dir(), _build, rebuild=force)
+    root = build_once(data_dir(), _build, rebuild=force, what="the demo data")
     if check:
         verify(root)
     return DemoData(root)

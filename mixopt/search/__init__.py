@@ -1,7 +1,8 @@
 """Searchers: propose batches of mixtures from the history of a study."""
 
 from mixopt.registry import Registry
-from mixopt.search.base import History, Searcher
+from mixopt.search.base import Searcher
+from mixopt.trials import History
 
 SEARCHERS = Registry(
     "searcher",

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from mixopt.errors import ConfigError
-from mixopt.search.base import History, Searcher, believed_order
+from mixopt.search.base import Searcher, believed_order
 from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
 from mixopt.space import MixtureSpace
+from mixopt.trials import History
 
 DTYPE = torch.float64
 LOCAL_CONCENTRATION = 20.0  # Dirichlet concentration of the trust-region draws (per unit of mass, per source)

@@ -21,8 +21,9 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
 from mixopt.compat import nsga2_generation_key
-from mixopt.search.base import History, Searcher
+from mixopt.search.base import Searcher
 from mixopt.space import MixtureSpace
+from mixopt.trials import History
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

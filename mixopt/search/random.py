@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mixopt.search.base import History, Searcher
+from mixopt.search.base import Searcher
 from mixopt.space import MixtureSpace
+from mixopt.trials import History
 
 
 class RandomSearcher(Searcher):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixopt import pareto
-from mixopt.search.base import History, Predictor, Searcher, believed_order
+from mixopt.search.base import Predictor, Searcher, believed_order
 from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
 from mixopt.space import MixtureSpace
+from mixopt.trials import History
 
 POOL_SIZE = 4096  # candidates per part of the pool (half uniform / half around the prior; as many local)
 TOP = 20  # single objective: candidates averaged into the recommendation

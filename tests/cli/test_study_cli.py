@@ -79,6 +79,19 @@ def test_run_completes_the_40_trial_three_objective_study(finished_study):
 
 
 @pytest.mark.slow
+def test_without_a_terminal_progress_is_plain_lines_and_nothing_is_wrapped(finished_study):
+    folder, result, _, _ = finished_study
+    lines = [line for line in result.stderr.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 40 and all(" done math=" in line for line in lines), result.stderr
+    assert "(1/40 complete" in lines[0] and "(40/40 complete" in lines[-1]
+    assert all("eta " in line for line in lines[1:-1])  # an estimate once one trial has finished
+    exported = f"exported the recommended mixture to {folder / 'exports' / 'synthetic.yaml'}"
+    assert len(exported) > 80 and exported in result.stdout.splitlines()  # one line, however long
+    header = [line for line in result.stdout.splitlines() if line.startswith("recommended mixture (")]
+    assert len(header) == 1 and "predicted" in result.stdout.splitlines()[result.stdout.splitlines().index(header[0]) + 1]
+
+
+@pytest.mark.slow
 def test_optuna_cli_lists_40_complete_trials_whose_params_are_the_weights(finished_study):
     folder = finished_study[0]
     result = subprocess.run(

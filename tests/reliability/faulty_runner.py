@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from mixopt.runners.base import Evaluation, RunSpec
 from mixopt.runners.synthetic import SyntheticRunner
+from mixopt.trials import Evaluation, RunSpec
 
 FAULTS = ("raise", "nan", "exit", "garbage")
 

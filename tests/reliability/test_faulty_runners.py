@@ -19,8 +19,8 @@ import pytest
 from faulty_runner import FaultyRunner, start_counts
 from mixopt.errors import RunFailed
 from mixopt.executors import LocalExecutor
-from mixopt.runners.base import RunSpec
 from mixopt.runners.command import CommandRunner
+from mixopt.trials import RunSpec
 from study_helpers import command_env, write_study
 
 HERE = Path(__file__).resolve().parent

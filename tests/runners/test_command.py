@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from mixopt.errors import ConfigError
-from mixopt.runners.base import RunFailed, RunSpec
+from mixopt.runners.base import RunFailed
 from mixopt.runners.command import CommandRunner
 from mixopt.space import MixtureSpace, Source
+from mixopt.trials import RunSpec
 
 TRAIN = textwrap.dedent(
     """
@@ -70,6 +71,17 @@ def test_success_writes_mixture_and_spec_and_reads_metrics(tmp_path, script):
     assert {s["name"]: s["target_ratio"] for s in mixture["dataset"]["sources"]} == {"web": 0.6, "code": 0.4}
     assert "trained on ['code', 'web']" in Path(result.artifacts["log"]).read_text()
     assert json.loads(Path(result.artifacts["spec"]).read_text())["seed"] == 7
+
+
+def test_the_spec_file_passes_each_sources_pool_fraction_on(tmp_path, script):
+    """At a fidelity with match_repetition the program must subsample each source's pool to that share."""
+    from dataclasses import replace
+
+    spec = replace(make_spec(tmp_path, {"web": 0.6, "code": 0.4}), pool_fraction={"web": 0.25, "code": 0.25})
+    written = json.loads(Path(runner(script, "ok").run(spec).artifacts["spec"]).read_text())
+    assert written["pool_fraction"] == {"web": 0.25, "code": 0.25}
+    whole = json.loads(Path(runner(script, "ok").run(make_spec(tmp_path, {"web": 1.0})).artifacts["spec"]).read_text())
+    assert whole["pool_fraction"] == {"web": 1.0}
 
 
 def test_nonzero_exit_fails_with_reason_and_log(tmp_path, script):

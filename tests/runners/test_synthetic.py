@@ -11,9 +11,9 @@ from scipy.stats import spearmanr
 
 from mixopt.pareto import non_dominated
 from mixopt.runners import RUNNERS
-from mixopt.runners.base import RunSpec
 from mixopt.runners.synthetic import SyntheticRunner, expected_outcome, make_law, noise_sd
 from mixopt.space import MixtureSpace, Source
+from mixopt.trials import RunSpec
 
 METRICS = ["math_loss", "code_loss", "qa_loss"]
 NAMES = ["web", "code", "math", "qa", "books", "instructions"]

@@ -16,9 +16,9 @@ import pytest
 from mixopt.config import load_config
 from mixopt.executors import RayExecutor, SlurmExecutor, outcome
 from mixopt.loop import run_study
-from mixopt.runners.base import RunSpec
 from mixopt.runners.command import CommandRunner
 from mixopt.study import Study, open_storage
+from mixopt.trials import RunSpec
 
 SLOW_TRAINER = """
 import json, sys, time

@@ -7,8 +7,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from mixopt.errors import InfeasibleSpaceError
-from mixopt.search.base import History, Parts
 from mixopt.space import Group, MixtureSpace, Source
+from mixopt.trials import History, Parts
 
 
 @st.composite

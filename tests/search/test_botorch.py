@@ -13,9 +13,10 @@ from botorch.acquisition.objective import LinearMCObjective
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
 
 from mixopt.recommend import recommend_search
-from mixopt.search.base import History, believed_order
+from mixopt.search.base import believed_order
 from mixopt.search.botorch import BoTorchSearcher, fit_model
 from mixopt.space import Group, MixtureSpace, Source
+from mixopt.trials import History
 from tests.search.conftest import composite_history, domain_losses, toy_history
 
 SPACE = MixtureSpace(tuple(Source(f"s{k}") for k in range(6)), (Group("first", ("s0", "s1"), 0.2, 0.5),))

@@ -8,9 +8,9 @@ import pytest
 from mixopt.errors import ConfigError
 from mixopt.recommend import recommend_search
 from mixopt.search import SEARCHERS
-from mixopt.search.base import History
 from mixopt.search.outcome import OutcomeConstraint
 from mixopt.space import MixtureSpace, Source
+from mixopt.trials import History
 
 SPACE = MixtureSpace((Source("web"), Source("math"), Source("code")))
 BASELINE = {"web": 0.6, "math": 0.2, "code": 0.2}

@@ -1,0 +1,69 @@
+"""The controller: what ``mixopt study run`` does, in order, and what ``mixopt study ask`` hands out.
+
+1. reuse: the runs of an older study imported (and its proposals queued) as the config's ``reuse`` says, once;
+2. search: integration rounds (:mod:`mixopt.rounds`) where the config has ``rounds``, else the search loop
+   (:func:`mixopt.loop.run_study`); both, and screening and seed merges, run their trials through one
+   dispatch routine (:class:`mixopt.loop.Dispatch`);
+3. the mixture to train for real (the last round's integration run, or the model's recommendation,
+   :func:`mixopt.recommend.recommend_study`) exported beside the config.
+
+Everything is written to the study's storage as it is learned, so a run that stops resumes where it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from mixopt import export, handoff
+from mixopt.loop import Progress, propose_batch, run_study
+from mixopt.recommend import Recommendation, recommend_study
+from mixopt.reuse import ReuseReport, apply_reuse, stored_report
+from mixopt.rounds import Promotion, run_rounds
+from mixopt.study import EXTERNAL, Study
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run of a study ends with: the promoted integration run (with rounds) or the model's
+    recommendation (without), and the file the chosen mixture was exported to."""
+
+    promotion: Promotion | None
+    recommendation: Recommendation | None
+    exported: Path
+
+
+def run(study: Study, n_trials: int | None = None, batch_size: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_reuse: Callable[[ReuseReport, bool], None] | None = None) -> Outcome:
+    """Run (or resume) ``study`` to its configured number of completed trials and export its mixture.
+
+    ``on_progress`` hears of each finished trial; ``on_reuse(report, applied_now)`` of the reuse of an
+    older study (applied by this call, or found applied by an earlier one)."""
+    config = study.config
+    if config.reuse is not None:
+        reused = apply_reuse(study)
+        report = reused or stored_report(study)
+        if on_reuse is not None and report is not None:
+            on_reuse(report, reused is not None)
+    promotion, recommendation = None, None
+    if config.rounds:
+        promotion = run_rounds(study, on_progress=on_progress)
+        text = handoff.export_trial(study, promotion.trial)
+    else:
+        run_study(study, n_trials=n_trials or config.n_trials, batch_size=batch_size, on_progress=on_progress)
+        recommendation = recommend_study(study)
+        text = handoff.export_recommendation(study, recommendation)
+    path = export.write_atomic(handoff.exports_path(study), text)
+    return Outcome(promotion, recommendation, path)
+
+
+def ask(study: Study, n: int) -> list[optuna.trial.Trial]:
+    """Propose what the queue lacks and hand ``n`` mixtures out as RUNNING trials owned from outside (to be
+    told with ``Study.tell`` or ``mixopt study tell``; never judged stale)."""
+    if study.n_waiting() < n:
+        propose_batch(study, n - study.n_waiting())
+    return study.start(n, owner=EXTERNAL)
