@@ -487,9 +487,14 @@ def quality_jobs(problems, searchers, baselines, sizes, seeds: int, budget: int,
                 jobs.append(("regmix", problem, REGMIX_PER_LOSS_SIZE, seed, "regmix-per-loss"))
             if not single and "random-ref" in baselines:
                 jobs.append(("random-ref", problem, seed))
-    # Expensive jobs first so that the pool ends evenly.
-    jobs.sort(key=lambda j: (j[0] != "searcher", j[2] not in ("botorch", "optuna-gp")))
+    # Seed by seed, and within a seed the expensive jobs first: a run stopped early holds complete paired seeds.
+    jobs.sort(key=lambda j: (_job_seed(j), j[0] != "searcher", j[2] not in ("botorch", "optuna-gp")))
     return jobs
+
+
+def _job_seed(job: tuple) -> int:
+    """The seed of a quality job (its fourth field; the third of a ``random-ref`` job)."""
+    return job[2] if job[0] == "random-ref" else job[3]
 
 
 def quality(args: argparse.Namespace) -> None:

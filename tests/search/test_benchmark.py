@@ -139,3 +139,16 @@ def test_a_simulated_mean_of_losses_reports_each_loss_with_correlated_run_noise(
     v = np.array([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
     noise = sim.observe_parts(v, 5, np.array([3, 3])) - sim.expected_parts(v)
     np.testing.assert_allclose(noise[0], noise[1])
+
+
+def test_quality_jobs_come_seed_by_seed_with_the_expensive_ones_first():
+    from mixopt.benchmarks import search as bench
+
+    jobs = bench.quality_jobs(["syn-5x1", "syn-5x3"], ["random", "botorch"], ("regmix", "random-ref"), (64,),
+                              seeds=3, budget=16, batch=8, checkpoints=(16,), options={})
+    seeds = [bench._job_seed(job) for job in jobs]
+    assert seeds == sorted(seeds) and set(seeds) == {0, 1, 2}  # a run stopped early holds whole paired seeds
+    for seed in range(3):
+        ours = [job for job in jobs if bench._job_seed(job) == seed]
+        assert ours[0][:3] == ("searcher", "syn-5x1", "botorch") or ours[0][:3] == ("searcher", "syn-5x3", "botorch")
+        assert {job[0] for job in ours} == {"searcher", "regmix", "random-ref"}
