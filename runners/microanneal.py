@@ -9,6 +9,7 @@ e.g. a merge of seeds; then there are no training metrics):
 - ``bpb_<source>``: held-out bits per byte on each source's last blocks (never trained on);
 - ``<task>_acc`` / ``<task>_bpb``: multiple-choice tasks (a folder of ``<task>.jsonl``; the demo's are
   math, code, qa and instruct) scored by likelihood over ranked choices;
+- ``<task>_<metric>`` (when ``eval`` names lm-evaluation-harness tasks; see ``harness``), with standard errors;
 - ``sft_answer_loss`` (when ``sft_probe`` is on): the post-trainability probe, a short SFT of a copy of
   the annealed model on held-out instruction pairs, then its loss per answer token on other pairs;
 - ``train_loss_first`` / ``train_loss_last`` (mean of the first / last tenth of steps) and
@@ -128,6 +129,9 @@ class MicroannealRunner(Runner):
     ``share_tolerance``: a run whose trained share of a source is farther than this from its weight fails
     (None: one block's share, the rounding to whole blocks).
     ``keep_checkpoint``: save the annealed model (safetensors) in the trial's output folder.
+    ``eval``: lm-evaluation-harness tasks run on the annealed model too, ``{harness: lm-eval, tasks: [...],
+    include_path: ..., limit: ..., num_fewshot: ...}`` (see ``harness.HarnessEval``): metrics
+    ``<task>_<metric>`` with their standard errors (needs ``pip install 'mixopt[lm-eval]'``).
     """
 
     model: str | None = None
@@ -153,6 +157,13 @@ class MicroannealRunner(Runner):
     default_max_repetition: float = 1.0
     share_tolerance: float | None = None
     keep_checkpoint: bool = False
+    eval: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.eval is not None:  # a bad option stops the study before any run, not every run
+            from mixopt.runners.harness import HarnessEval
+
+            HarnessEval.parse(self.eval)
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> Evaluation:
@@ -185,7 +196,8 @@ class MicroannealRunner(Runner):
                             spec.seed, str(out / STATE) if every or self.processes > 1 else None, every)
         metrics, cost = self._train(model, job, spec, sources, out) if steps else ({}, {})
         model.to(device)
-        metrics.update(self._evaluate(model, tokenizer, sources, bf16))
+        scores, stderr = self._evaluate(model, tokenizer, sources, bf16)
+        metrics.update(scores)
         artifacts = {"accounting": str(out / "accounting.json"), "losses": str(out / "train_losses.json")} if steps else {}
         if self.keep_checkpoint and steps:
             model.save_pretrained(out / "checkpoint")
@@ -197,7 +209,7 @@ class MicroannealRunner(Runner):
         cost.update(seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started,
                     tokens=float(trained))
         (out / STATE).unlink(missing_ok=True)  # the run is done: nothing to resume
-        return Evaluation(metrics=metrics, cost=cost, artifacts=artifacts, runner="microanneal")
+        return Evaluation(metrics=metrics, stderr=stderr, cost=cost, artifacts=artifacts, runner="microanneal")
 
     def _train(self, model, job: BlockTraining, spec: RunSpec, sources: dict,
                out: Path) -> tuple[dict[str, float], dict[str, float]]:
@@ -273,7 +285,9 @@ class MicroannealRunner(Runner):
             raise RunFailed(f"source '{name}': no paths given and no demo source of that name: set sources[].paths")
         return (str(assets.source(name)),)
 
-    def _evaluate(self, model, tokenizer, sources: dict, bf16: bool) -> dict[str, float]:
+    def _evaluate(self, model, tokenizer, sources: dict,
+                  bf16: bool) -> tuple[dict[str, float], dict[str, float]]:
+        """The evaluation metrics (see the module docstring) and the standard errors of those that have one."""
         from mixopt.runners import microanneal_eval as ev
 
         byte_lengths = ev.token_byte_lengths(tokenizer)
@@ -285,9 +299,20 @@ class MicroannealRunner(Runner):
             scores = ev.score_items(model, tokenizer, ev.load_items(path, self.task_items), self.eval_batch_size,
                                     bf16, max_length)
             metrics.update({f"{path.stem}_{k}": v for k, v in scores.items()})
+        stderr: dict[str, float] = {}
+        if self.eval is not None:
+            from mixopt.runners import harness
+
+            scores, stderr = harness.evaluate(model, tokenizer, harness.HarnessEval.parse(self.eval),
+                                              self.eval_batch_size)
+            clash = sorted(set(scores) & set(metrics))
+            if clash:
+                raise RunFailed(f"lm-eval metric '{clash[0]}' has the name of a metric of the runner's own tasks: "
+                                "rename the lm-eval task or set the runner option tasks: null")
+            metrics.update(scores)
         if self.sft_probe:
             metrics["sft_answer_loss"] = self._sft_probe(model, tokenizer, bf16, max_length)
-        return metrics
+        return metrics, stderr
 
     def _tasks_dir(self) -> Path | None:
         if self.tasks is None:

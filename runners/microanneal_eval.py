@@ -98,19 +98,27 @@ def continuation_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], ba
     return logprob, count
 
 
-def score_items(model, tokenizer, items: Sequence[dict], batch_size: int, bf16: bool, max_length: int) -> dict[str, float]:
-    """``{"acc": ..., "bpb": ...}`` over multiple-choice items (mean over items)."""
+def choice_logprobs(model, tokenizer, items: Sequence[dict], batch_size: int, bf16: bool,
+                    max_length: int) -> list[np.ndarray]:
+    """Each multiple-choice item's summed log-likelihood of every choice after its context, ``(k_i,)`` per item."""
     pairs = [(item["context"], choice) for item in items for choice in item["choices"]]
     logprob, _ = continuation_logprobs(model, tokenizer, pairs, batch_size, bf16, max_length)
-    correct, bpb, offset = 0, 0.0, 0
-    for item in items:
-        k = len(item["choices"])
-        lp = logprob[offset : offset + k]
-        n_bytes = np.array([len(c.encode("utf-8")) for c in item["choices"]])
-        correct += int(np.argmax(lp / n_bytes) == item["answer"])
-        bpb += -lp[item["answer"]] / math.log(2) / n_bytes[item["answer"]]
-        offset += k
-    return {"acc": correct / len(items), "bpb": bpb / len(items)}
+    return np.split(logprob, np.cumsum([len(item["choices"]) for item in items])[:-1])
+
+
+def predicted_choices(items: Sequence[dict], logprobs: Sequence[np.ndarray]) -> np.ndarray:
+    """The choice each item ranks first by log-likelihood per byte of the choice, shape ``(n,)``."""
+    return np.array([int(np.argmax(lp / [len(c.encode("utf-8")) for c in item["choices"]]))
+                     for item, lp in zip(items, logprobs, strict=True)], dtype=np.int64)
+
+
+def score_items(model, tokenizer, items: Sequence[dict], batch_size: int, bf16: bool, max_length: int) -> dict[str, float]:
+    """``{"acc": ..., "bpb": ...}`` over multiple-choice items (mean over items)."""
+    logprobs = choice_logprobs(model, tokenizer, items, batch_size, bf16, max_length)
+    answers = np.array([item["answer"] for item in items])
+    bpb = [-lp[item["answer"]] / math.log(2) / len(item["choices"][item["answer"]].encode("utf-8"))
+           for item, lp in zip(items, logprobs, strict=True)]
+    return {"acc": float(np.mean(predicted_choices(items, logprobs) == answers)), "bpb": float(np.mean(bpb))}
 
 
 def answer_loss(model, tokenizer, rows: Sequence[dict], batch_size: int, bf16: bool, max_length: int) -> float:
