@@ -10,6 +10,7 @@ Fidelity convention: where a study has more than one fidelity, the model's featu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,12 @@ from mixopt.config import ComponentConfig, StudyConfig
 from mixopt.space import MixtureSpace
 from mixopt.surrogates.fitting import fit_surrogates, make_surrogate, predict
 from mixopt.trials import Observations
+from mixopt.trust import DecisionAccuracy, PromotionChecks, decision_accuracy, objective_checks, tv_distance
 
 if TYPE_CHECKING:
     from mixopt.study import Study
 
-__all__ = ["ObjectiveModels", "PredictedFront", "fit_objective_models", "model_features", "out_of_fold", "predicted_front",
+__all__ = ["ObjectiveModels", "PredictedFront", "candidate_checks", "fit_objective_models", "model_features", "out_of_fold", "predicted_front",
            "source_effects", "surrogate_factory"]
 
 N_CANDIDATES = 2000  # polytope samples screened for the predicted front
@@ -34,6 +36,7 @@ PREDICTED_SHOWN = 40  # predicted front points kept, spread over the front
 PARITY_FOLDS = 3  # each fold refits the surrogates (the stacked ensemble is itself cross-validated): kept small
 EFFECT_GRID = 21  # weights per source in the partial dependence
 EFFECT_BASE = 48  # polytope samples averaged over in the partial dependence
+MOVEMENT_SHARES = (0.5, 0.75)  # a promotion candidate is recomputed from these first shares of the runs
 
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # W (n, K) -> mean, sd (n, m)
 
@@ -81,6 +84,44 @@ def fit_objective_models(config: StudyConfig, done: Observations) -> ObjectiveMo
 def study_runs(study: Study) -> Observations:
     """The study's completed runs at its fidelities (imported ones included): what its models learn from."""
     return study.observations().at(*[f.name for f in study.config.fidelities])
+
+
+def candidate_checks(config: StudyConfig, done: Observations, candidate: np.ndarray, distance: float | None,
+                     refit: Callable[[Observations], np.ndarray], seed: int = 0) -> PromotionChecks:
+    """The checks of a promotion candidate ``(K,)`` (:mod:`mixopt.trust`): each objective's model out of fold
+    on ``done`` (every fidelity, as :func:`fit_objective_models` fits them), the candidate's TV ``distance``
+    to the nearest measured run, and how far it moves when ``refit(first runs) -> candidate`` sees only the
+    first 50% and 75% of the runs (trial order)."""
+    X = model_features(config, done.weights, done.fidelities)
+    mean, sd = out_of_fold(X, done.values, surrogate_factory(config.surrogate), seed=seed)
+    objectives = [objective_checks(o.name, done.values[:, j], mean[:, j], sd[:, j], o.direction)
+                  for j, o in enumerate(config.objectives)]
+    order = np.argsort(done.numbers, kind="stable")
+    movement = {f"{share:.0%}": float(tv_distance(candidate, refit(done.take(order[: math.ceil(share * len(done))]))))
+                for share in MOVEMENT_SHARES}
+    return PromotionChecks(objectives, distance, movement)
+
+
+def fidelity_agreement(config: StudyConfig, done: Observations) -> dict[str, DecisionAccuracy]:
+    """Per objective, how the search fidelity orders the mixtures measured at both it and the integration
+    (last) fidelity, against the integration runs (:func:`mixopt.trust.decision_accuracy`; mixtures matched
+    on the study's grid, replicates averaged); empty with fewer than two such mixtures."""
+    cheap, expensive = done.at(config.search_fidelity.name), done.at(config.fidelities[-1].name)
+    if len(config.fidelities) < 2:
+        return {}
+
+    def by_mixture(runs: Observations) -> dict[tuple, np.ndarray]:
+        groups: dict[tuple, list[np.ndarray]] = {}
+        for w, v in zip(runs.weights, runs.values, strict=True):
+            groups.setdefault(tuple(np.round(w / config.granularity).astype(int)), []).append(v)
+        return {key: np.mean(rows, axis=0) for key, rows in groups.items()}
+
+    low, high = by_mixture(cheap), by_mixture(expensive)
+    both = sorted(set(low) & set(high))
+    if len(both) < 2:
+        return {}
+    return {o.name: decision_accuracy(np.array([low[k][j] for k in both]), np.array([high[k][j] for k in both]))
+            for j, o in enumerate(config.objectives)}
 
 
 def observed_front(study: Study) -> tuple[Observations, Observations]:

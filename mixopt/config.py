@@ -21,6 +21,7 @@ from mixopt.errors import ConfigError
 from mixopt.pareto import parse_pick_rule
 from mixopt.space import TOKEN_DTYPES, Group, MixtureSpace, Source
 from mixopt.surrogates import DEFAULT_SURROGATE
+from mixopt.trust import Gates
 
 DIRECTIONS = ("minimize", "maximize")
 
@@ -92,6 +93,18 @@ class ScreeningConfig:
 
 
 @dataclass(frozen=True)
+class PromoteConfig(Gates):
+    """What a round checks before its integration run (:mod:`mixopt.trust`): the gates (``max_distance``,
+    ``min_rank_corr``, ``max_movement``, ``min_coverage_80``; none by default: the checks are computed and
+    logged only). A candidate that fails one first runs ``local_batch`` microanneals around itself (itself
+    among them; default: ``batch_size``), then is promoted with the refitted model. ``within``: candidates
+    only within this total-variation distance of the best quarter of the measured runs."""
+
+    local_batch: int | None = None
+    within: float | None = None
+
+
+@dataclass(frozen=True)
 class ReuseConfig:
     """Warm start from an earlier study whose sources may differ (see ``mixopt.reuse``).
 
@@ -141,6 +154,7 @@ class StudyConfig:
     # After the last round, run the recommended mixture with this many seeds at the integration fidelity,
     # keep their checkpoints, average them (mixopt.merge) and evaluate the merge (OLMo 3 merged two seeds).
     merge_seeds: int | None = None
+    promote: PromoteConfig = field(default_factory=PromoteConfig)
     reuse: ReuseConfig | None = None
     description: str = ""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
@@ -255,6 +269,7 @@ def validate(config: StudyConfig) -> None:
             raise ConfigError(f"source '{s.name}': unknown token_dtype '{s.token_dtype}': {fix}")
         if s.eos_token_id is not None and s.eos_token_id < 0:
             raise ConfigError(f"source '{s.name}': eos_token_id must be a token id >= 0 (got {s.eos_token_id})")
+    _validate_promote(config.promote)
     for key in ("batch_size", "n_trials"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(config, key)})")
@@ -352,6 +367,18 @@ def _validate_matching(fidelities: list[FidelityConfig]) -> None:
         if target.match_repetition is not None:
             raise ConfigError(f"fidelity '{f.name}': match_repetition names '{target.name}', which matches "
                               f"'{target.match_repetition}' itself: name the final target")
+
+
+def _validate_promote(promote: PromoteConfig) -> None:
+    """Each gate and option of ``promote`` in its range."""
+    ranges = {"max_distance": (0.0, 1.0), "min_rank_corr": (-1.0, 1.0), "max_movement": (0.0, 1.0),
+              "min_coverage_80": (0.0, 1.0), "within": (0.0, 1.0)}
+    for key, (low, high) in ranges.items():
+        value = getattr(promote, key)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"promote.{key} must be between {low:g} and {high:g} (got {value})")
+    if promote.local_batch is not None and promote.local_batch < 1:
+        raise ConfigError(f"promote.local_batch must be >= 1 (got {promote.local_batch})")
 
 
 def _validate_parts(objectives: list[ObjectiveConfig]) -> None:

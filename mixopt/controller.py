@@ -38,11 +38,13 @@ class Outcome:
 
 def run(study: Study, n_trials: int | None = None, batch_size: int | None = None,
         on_progress: Callable[[Progress], None] | None = None,
-        on_reuse: Callable[[ReuseReport, bool], None] | None = None) -> Outcome:
+        on_reuse: Callable[[ReuseReport, bool], None] | None = None,
+        on_promotion: Callable[[dict], None] | None = None) -> Outcome:
     """Run (or resume) ``study`` to its configured number of completed trials and export its mixture.
 
     ``on_progress`` hears of each finished trial; ``on_reuse(report, applied_now)`` of the reuse of an
-    older study (applied by this call, or found applied by an earlier one)."""
+    older study (applied by this call, or found applied by an earlier one); ``on_promotion(entry)`` of each
+    round's candidate checks before its integration run (an entry of the study's promotion log)."""
     config = study.config
     if config.reuse is not None:
         reused = apply_reuse(study)
@@ -51,7 +53,7 @@ def run(study: Study, n_trials: int | None = None, batch_size: int | None = None
             on_reuse(report, reused is not None)
     promotion, recommendation = None, None
     if config.rounds:
-        promotion = run_rounds(study, on_progress=on_progress)
+        promotion = run_rounds(study, on_progress=on_progress, on_promotion=on_promotion)
         text = handoff.export_trial(study, promotion.trial)
     else:
         run_study(study, n_trials=n_trials or config.n_trials, batch_size=batch_size, on_progress=on_progress)

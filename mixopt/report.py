@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import webbrowser
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from mixopt.figures import (
 from mixopt.recommend import Recommendation, recommend_study
 from mixopt.space import MixtureSpace
 from mixopt.study import Study
-from mixopt.trials import Observations
+from mixopt.trials import Observations, StudyAttr
 
 MIN_SURROGATE_TRIALS = 8  # fewer completed trials at a fidelity: no surrogate, a note in the report
 HISTORY_POINTS = 40  # trial indices at which the hypervolume history is computed
@@ -61,6 +61,7 @@ class ReportContent:
     figures: dict[str, go.Figure]
     picks: list[Pick]
     notes: list[str]
+    trust: list[str] = field(default_factory=list)  # promotion checks and decision accuracy, one line each
 
 
 def build_report(study: Study, seed: int = 0) -> ReportContent:
@@ -70,7 +71,7 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
     fidelity = config.search_fidelity.name
     runs = analysis.study_runs(study)
     trials = runs.at(fidelity)
-    content = ReportContent(study.name, names, sources, len(trials), {}, [], [])
+    content = ReportContent(study.name, names, sources, len(trials), {}, [], [], trust_lines(study, runs))
     if not len(trials):
         content.notes.append(f"no completed trials at the search fidelity '{fidelity}' yet: run the study first")
         return content
@@ -92,6 +93,29 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
         grid, effects = analysis.source_effects(predictor, study.space, seed=seed)
         content.figures["mixopt-effects"] = effects_figure(grid, effects, names, sources)
     return content
+
+
+def trust_lines(study: Study, runs: Observations) -> list[str]:
+    """What the rounds checked before each integration run (the promotion log), and how the search fidelity
+    orders the mixtures measured at both fidelities."""
+    config = study.config
+    lines = []
+    for entry in study.optuna.user_attrs.get(StudyAttr.PROMOTION_LOG, []):
+        checks = entry["checks"]
+        per_objective = ", ".join(f"{c['objective']} rank corr {_figure(c['rank_corr'])}, 80% coverage "
+                                  f"{_figure(c['coverage_80'])}, regret@1 {_figure(c['regret_at_1'])}"
+                                  for c in checks["objectives"])
+        lines.append(f"round {entry['round']}: {entry['action']}; distance {_figure(checks['distance'])}, movement "
+                     f"{', '.join(f'{k} {_figure(v)}' for k, v in checks['movement'].items())}; {per_objective}; "
+                     f"{'; '.join(entry['failures']) or 'no gate failed'}")
+    for name, accuracy in analysis.fidelity_agreement(config, runs).items():
+        lines.append(f"decision accuracy of '{config.search_fidelity.name}' for '{config.fidelities[-1].name}', {name}: "
+                     f"{accuracy.accuracy:.2f} ({_figure(accuracy.low)}-{_figure(accuracy.high)}) over {accuracy.pairs} pairs")
+    return lines
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}"
 
 
 def _models(study: Study, runs: Observations, notes: list[str]) -> analysis.ObjectiveModels | None:
@@ -210,6 +234,9 @@ def render_html(content: ReportContent, script: str = "plotly.min.js") -> str:
         f"{esc(', '.join(content.names))}; {len(content.sources)} sources.</p>",
     ]
     parts += [f"<div class='note'>{esc(n)}</div>" for n in content.notes]
+    if content.trust:
+        parts.append("<h2>Trust before promotion</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in content.trust)
+                     + "</ul>")
     if content.picks:
         header = "".join(f"<th>{esc(n)}</th>" for n in content.names)
         parts.append(f"<h2>Suggested mixtures</h2><table><tr><th>rule</th><th>trial</th>{header}<th>mixture</th></tr>")

@@ -25,17 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from optuna.trial import TrialState
 
-from mixopt.analysis import fit_objective_models, study_runs
+from mixopt.analysis import candidate_checks, fit_objective_models, study_runs
 from mixopt.config import ComponentConfig, FidelityConfig, StudyConfig
 from mixopt.errors import ConfigError, RunFailed
 from mixopt.loop import Progress, run_study, run_waiting
 from mixopt.runners import RUNNERS
-from mixopt.search.designs import prior_mixture
-from mixopt.search.recommend import recommend
+from mixopt.search.base import scalarize
+from mixopt.search.designs import local_design, prior_mixture
+from mixopt.search.recommend import LOCAL_CONCENTRATION, Recommendation, recommend
 from mixopt.study import Study
-from mixopt.trials import Attr, History, StudyAttr
+from mixopt.trials import Attr, History, Observations, StudyAttr
 
 CANDIDATES = 4000  # recommendation pool per part (see mixopt.search.recommend.candidate_pool)
 PREDICTED_STORED = 10  # predicted-front points kept in the study for `mixopt study status`
@@ -57,33 +59,83 @@ class Promotion:
     merged_checkpoint: str | None = None
 
 
-def promote(study: Study, round_number: int, seed: int) -> None:
-    """Fit the surrogates (fidelity as a feature) and queue the study's recommendation at the integration
-    fidelity (:func:`mixopt.search.recommend.recommend`: the pick rule on the predicted front, the no-regression
-    rule) as an integration trial of ``round_number``."""
+def promote(study: Study, round_number: int, seed: int,
+            on_promotion: Callable[[dict], None] | None = None) -> bool:
+    """Choose round ``round_number``'s candidate (:func:`choose`), check it (:func:`mixopt.analysis.candidate_checks`)
+    and log the checks (study attr ``promotion_log``, and ``on_promotion(entry)``). A candidate that fails a
+    gate of ``promote`` first gets a local batch of microanneals around it (once per round): then False,
+    and the caller runs them and promotes again. Otherwise it is queued as the round's integration trial
+    (True)."""
     config = study.config
-    integration = config.fidelities[-1]
+    integration = config.fidelities[-1].name
     done = study_runs(study)
-    models = fit_objective_models(config, done)
-    history = History(done.weights, done.values, config.directions, trials=done.numbers)
-    space = config.space(integration.name)
-    chosen = recommend(
-        models.predictor(integration.name), space, history, seed=seed, prior=prior_mixture(space, config.searcher.options.get("prior")),
-        rule=config.pick, names=[o.name for o in config.objectives], epsilon=config.epsilon,
-        baseline=space.from_dict(config.baseline) if config.baseline is not None else None,
-        model=f"{config.surrogate.name} surrogate", pool_size=CANDIDATES,
-    )
+    chosen = choose(config, done, seed)
+    checks = candidate_checks(config, done, chosen.weights, chosen.distance, lambda first: choose(config, first, seed).weights,
+                              seed)
+    failures = checks.failures(config.promote)
+    local = bool(failures) and not _local_trials(study, round_number)
+    space = config.space(integration)
+    batch = config.promote.local_batch or config.batch_size
+    entry = {"round": round_number, "candidate": space.as_dict(chosen.weights), "checks": checks.as_dict(),
+             "failures": failures, "action": f"local batch of {batch} microanneals first" if local else "promoted"}
+    study.optuna.set_user_attr(StudyAttr.PROMOTION_LOG, [*study.optuna.user_attrs.get(StudyAttr.PROMOTION_LOG, []), entry])
+    if on_promotion is not None:
+        on_promotion(entry)
+    if local:
+        _queue_local_batch(study, chosen.weights, round_number, batch, seed)
+        return False
     assert chosen.predicted is not None and chosen.front_predicted is not None
     study.optuna.set_user_attr(StudyAttr.PREDICTED_FRONT, {
-        "round": round_number, "fidelity": integration.name,
+        "round": round_number, "fidelity": integration,
         "points": [{"mixture": space.as_dict(w), "predicted": v.tolist()}
                    for w, v in zip(chosen.front_weights[:PREDICTED_STORED], chosen.front_predicted[:PREDICTED_STORED], strict=True)],
     })
     weights = space.round(chosen.weights, config.granularity)
-    study.enqueue(weights[None, :], integration.name, {Attr.ROUND: round_number, Attr.PREDICTED: chosen.predicted.tolist()})
+    study.enqueue(weights[None, :], integration, {Attr.ROUND: round_number, Attr.PREDICTED: chosen.predicted.tolist()})
+    return True
 
 
-def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None) -> Promotion:
+def choose(config: StudyConfig, done: Observations, seed: int) -> Recommendation:
+    """The integration candidate from runs ``done``: the surrogates fitted on them (fidelity as a feature),
+    the study's recommendation at the integration fidelity (:func:`mixopt.search.recommend.recommend`: the
+    pick rule on the predicted front, the no-regression rule), within ``promote.within`` of the best
+    quarter of the measured runs where set."""
+    integration = config.fidelities[-1].name
+    models = fit_objective_models(config, done)
+    space = config.space(integration)
+    near = None
+    if config.promote.within is not None:
+        searched = done.at(config.search_fidelity.name)
+        best = np.argsort(-scalarize(searched.values * History(searched.weights, searched.values, config.directions).signs),
+                          kind="stable")[: max(1, len(searched) // 4)]
+        near = (searched.weights[best], config.promote.within)
+    return recommend(
+        models.predictor(integration), space, History(done.weights, done.values, config.directions, trials=done.numbers),
+        seed=seed, prior=prior_mixture(space, config.searcher.options.get("prior")), rule=config.pick,
+        names=[o.name for o in config.objectives], epsilon=config.epsilon,
+        baseline=space.from_dict(config.baseline) if config.baseline is not None else None,
+        model=f"{config.surrogate.name} surrogate", pool_size=CANDIDATES, near=near,
+    )
+
+
+def _local_trials(study: Study, round_number: int) -> list:
+    """The local-batch trials of ``round_number`` (any state)."""
+    return [t for t in study.trials() if t.user_attrs.get(Attr.LOCAL_FOR) == round_number]
+
+
+def _queue_local_batch(study: Study, candidate: np.ndarray, round_number: int, n: int, seed: int) -> None:
+    """Queue ``n`` microanneals at the search fidelity: the candidate itself (so that it is measured at both
+    fidelities) and ``n - 1`` draws around it."""
+    config = study.config
+    space = config.space(config.search_fidelity.name)
+    draws = local_design(space, candidate[None], max(n - 1, 0), seed, LOCAL_CONCENTRATION) if n > 1 else np.zeros((0, space.dim))
+    weights = space.round(np.vstack([candidate[None], draws]), config.granularity)
+    weights = weights[[space.is_feasible(w, tol=1e-7) for w in weights]]
+    study.enqueue(weights, config.search_fidelity.name, {Attr.LOCAL_FOR: round_number})
+
+
+def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = None,
+               on_promotion: Callable[[dict], None] | None = None) -> Promotion:
     """Run (or resume) every round of the study; the last round's promoted mixture is the recommendation."""
     config = study.config
     if config.rounds is None:
@@ -97,7 +149,7 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
         run_study(study, n_trials=min(round_number * per_round, config.n_trials), on_progress=on_progress)
         promoted = _round_trials(study, round_number)
         if not promoted:
-            promote(study, round_number, seed=config.seed + round_number)
+            _promote_round(study, round_number, on_progress, on_promotion)
         elif all(t.state == TrialState.FAIL for t in promoted):  # its run failed earlier: run it again
             study.enqueue(study.weights_of(promoted[-1])[None, :], integration,
                           {Attr.ROUND: round_number, Attr.PREDICTED: promoted[-1].user_attrs[Attr.PREDICTED]})
@@ -110,6 +162,18 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
         predicted=list(last.user_attrs[Attr.PREDICTED]), measured=list(last.values) if last.values else None,
     )
     return merge_seeds(study, recommendation, on_progress) if config.merge_seeds else recommendation
+
+
+def _promote_round(study: Study, round_number: int, on_progress: Callable[[Progress], None] | None,
+                   on_promotion: Callable[[dict], None] | None) -> None:
+    """Promote round ``round_number``'s candidate; one that fails a gate first has its local batch run (a
+    local batch that a stopped controller left unfinished is finished first)."""
+    seed = study.config.seed + round_number
+    if _local_trials(study, round_number):
+        run_waiting(study, on_progress)
+    if not promote(study, round_number, seed, on_promotion):
+        run_waiting(study, on_progress)
+        promote(study, round_number, seed, on_promotion)
 
 
 def _round_trials(study: Study, round_number: int) -> list:

@@ -23,7 +23,8 @@ from mixopt.space import MixtureSpace, Source
 class Attr:
     """Trial user-attribute keys. A run's request: ``FIDELITY``, ``ROUND``/``PREDICTED`` (an integration
     promotion), ``MERGE_FOR``/``MERGE_OF`` (seed runs and their merge), ``ARM``/``REPLICATE`` (screening),
-    ``PROPOSAL`` (a reused study's proposal). What the run wrote (see :data:`RUN_ATTRS`): the rest."""
+    ``PROPOSAL`` (a reused study's proposal), ``LOCAL_FOR`` (a local batch around a failing candidate).
+    What the run wrote (see :data:`RUN_ATTRS`): the rest."""
 
     FIDELITY = "fidelity"
     SEED = "seed"
@@ -44,6 +45,7 @@ class Attr:
     ARM = "arm"
     REPLICATE = "replicate"
     PROPOSAL = "reused_from"
+    LOCAL_FOR = "local_for_round"  # a microanneal run around a round's candidate that failed a gate
 
 
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
@@ -59,6 +61,7 @@ class StudyAttr:
     VERSION = "mixopt_version"
     PREDICTED_FRONT = "predicted_front"
     SCREENING = "screening"
+    PROMOTION_LOG = "promotion_log"
     REUSE = "reuse"
 
 

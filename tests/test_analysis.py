@@ -96,3 +96,26 @@ def test_the_multifidelity_surrogate_predicts_through_the_convention(tmp_path):
     # model alone does where the two fidelities differ.
     micro, _ = models.predictor(study.config.search_fidelity.name)(at_integration.weights)
     assert np.abs(mean - at_integration.values).mean() < np.abs(micro - at_integration.values).mean()
+
+
+def test_decision_accuracy_pairs_the_mixtures_measured_at_both_fidelities(tmp_path):
+    from mixopt.trials import Observations
+
+    config = load_config(write_study(tmp_path))
+    micro, integration = config.fidelities[0].name, config.fidelities[-1].name
+    K, m = len(config.sources), len(config.objectives)
+    W = np.random.default_rng(0).dirichlet(np.ones(K), 6)
+    expensive = np.arange(6, dtype=float)[:, None] * np.ones(m)
+
+    def runs(cheap: np.ndarray) -> Observations:
+        values = np.vstack([cheap, expensive, cheap[:1] + 100])  # the last micro run has no integration twin
+        weights = np.vstack([W, W, np.full((1, K), 1.0 / K)])
+        fidelities = np.array([micro] * 6 + [integration] * 6 + [micro], dtype=object)
+        return Observations(np.arange(13), weights, values, fidelities, ({},) * 13, ({},) * 13, ({},) * 13)
+
+    same = analysis.fidelity_agreement(config, runs(expensive * 0.5))
+    assert set(same) == {o.name for o in config.objectives}
+    assert all(a.accuracy == 1.0 and a.mixtures == 6 and a.pairs == 15 for a in same.values())
+    reversed_ = analysis.fidelity_agreement(config, runs(-expensive))
+    assert all(a.accuracy == 0.0 for a in reversed_.values())
+    assert analysis.fidelity_agreement(config, runs(expensive).at(micro)) == {}  # nothing measured at both

@@ -151,3 +151,42 @@ def test_merge_seeds_refuses_a_runner_without_checkpoints_before_running(tmp_pat
     study = merge_config(tmp_path / "forgetful", f"{ForgetfulRunner.__module__}:ForgetfulRunner")
     with pytest.raises(RunFailed, match=r"returns artifacts\['checkpoint'\]: seed runs \[0, 1\] returned none"):
         run_rounds(study)
+
+
+GATED = CONFIG.replace("PROBLEM", "1").replace("n_trials: 20", "n_trials: 8").replace("rounds: 5", "rounds: 1") + \
+    "promote: {max_distance: 0.0, local_batch: 4}\n"  # no candidate off a measured run passes: a local batch first
+
+
+@pytest.mark.slow
+def test_a_failed_gate_runs_the_local_batch_first_through_the_cli_and_resumes(tmp_path):
+    import os
+
+    (tmp_path / "study.yaml").write_text(GATED)
+    os.environ["MIXOPT_FAILPOINTS"] = "tell:10"  # SIGKILL at the second told run of the local batch
+    try:
+        killed = run_mixopt("study", "run", tmp_path / "study.yaml", cwd=tmp_path)
+    finally:
+        del os.environ["MIXOPT_FAILPOINTS"]
+    assert killed.returncode == -9, killed.stderr
+    assert "round 1 promotion: local batch of 4 microanneals first (distance to the nearest run" in killed.stderr
+    resumed = run_mixopt("study", "run", tmp_path / "study.yaml", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="rounds", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    local = [t for t in complete if t.user_attrs.get("local_for_round") == 1]
+    (integration,) = [t for t in complete if t.user_attrs.get("round") == 1]
+    assert len(local) == 4 and all(t.user_attrs["fidelity"] == "micro" for t in local)
+    assert max(t.number for t in local) < integration.number  # every local run before the integration run
+    log = study.user_attrs["promotion_log"]
+    assert [e["action"] for e in log] == ["local batch of 4 microanneals first", "promoted"]
+    assert all(e["failures"] for e in log)  # the gate still fails; the log says so, and the round goes on
+    # The first candidate is among the local runs: it is measured at both fidelities.
+    first = log[0]["candidate"]
+    assert any(all(abs(t.params[k] - v) < 1e-3 for k, v in first.items()) for t in local)
+    checks = log[-1]["checks"]
+    assert set(checks) == {"objectives", "distance", "movement"} and set(checks["movement"]) == {"50%", "75%"}
+    assert "round 1 promotion: promoted" in resumed.stderr
+    status = run_mixopt("study", "status", tmp_path / "study.yaml", "-f", "json", cwd=tmp_path)
+    assert [e["action"] for e in json.loads(status.stdout)["promotion_log"]] == [e["action"] for e in log]
+    page = (tmp_path / "report" / "rounds.html").read_text()
+    assert "Trust before promotion" in page and "round 1: local batch of 4 microanneals first" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -13,13 +14,14 @@ from rich.table import Table
 import mixopt
 from mixopt import controller, handoff
 from mixopt import export as export_mod
-from mixopt.analysis import observed_front
+from mixopt.analysis import fidelity_agreement, observed_front, study_runs
 from mixopt.cli.progress import make_console, trial_progress, width_for
 from mixopt.config import load_config
 from mixopt.errors import ConfigError
 from mixopt.recommend import recommend_study
 from mixopt.study import EXTERNAL, Study, mask_url
 from mixopt.trials import Attr, Evaluation, StudyAttr
+from mixopt.trust import plain_json
 
 app = typer.Typer(help="Run, inspect and export mixture studies.", no_args_is_help=True)
 console = make_console(stderr=True)
@@ -72,7 +74,8 @@ def run(
     )
     completed = study.n_complete(cfg.search_fidelity.name)
     with trial_progress(console, cfg, n_trials or cfg.n_trials, completed) as on_progress:
-        outcome = controller.run(study, n_trials, batch_size, on_progress=on_progress, on_reuse=print_reuse_event)
+        outcome = controller.run(study, n_trials, batch_size, on_progress=on_progress, on_reuse=print_reuse_event,
+                                 on_promotion=lambda entry: print_promotion(console, entry))
     print_front(study)
     if report:
         write_study_report(study)
@@ -93,6 +96,25 @@ def print_promoted(study: Study, promoted) -> None:
         out.print("  measured  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, promoted.measured, strict=True)))
     print_seed_merge(names, promoted.seeds, promoted.merged,
                      f"weights averaged over the {len(promoted.seeds)} seeds: {promoted.merged_checkpoint}")
+
+
+def print_promotion(where, entry: dict) -> None:
+    """One round's promotion checks (an entry of the promotion log): the models' out-of-fold figures, the
+    candidate's distance and movement, the failed gates and what was done."""
+    checks = entry["checks"]
+
+    def number(value, spec: str = ".3g") -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    models = "; ".join(f"{c['objective']}: rank corr {number(c['rank_corr'], '.2f')}, regret@1 {number(c['regret_at_1'])} "
+                       f"(rank {c['rank_at_1']}), regret@5 {number(c['regret_at_5'])}, optimism {number(c['optimism'], '+.3g')}, "
+                       f"slope {number(c['slope'], '.2f')}, cover80 {number(c['coverage_80'], '.2f')}, "
+                       f"cover95 {number(c['coverage_95'], '.2f')}" for c in checks["objectives"])
+    moved = ", ".join(f"{k} {number(v, '.3f')}" for k, v in checks["movement"].items())
+    where.print(f"round {entry['round']} candidate: distance to the nearest run {number(checks['distance'], '.3f')}, "
+                f"movement from refits on the first {moved}; {models}", markup=False, highlight=False)
+    failed = "; ".join(entry["failures"]) or "no gate failed"
+    where.print(f"round {entry['round']} promotion: {entry['action']} ({failed})", markup=False, highlight=False)
 
 
 def print_reuse_event(report, applied_now: bool) -> None:
@@ -163,6 +185,9 @@ def status(
             "complete_by_fidelity": frame[frame.state == "COMPLETE"].groupby("fidelity").size().to_dict() if not frame.empty else {},
             "failures": [{"trial": int(r.trial), "reason": r.fail_reason} for r in failed.itertuples()],
             "seed_merges": merge_results(study),
+            "promotion_log": study.optuna.user_attrs.get(StudyAttr.PROMOTION_LOG, []),
+            "decision_accuracy": plain_json({name: dataclasses.asdict(a) for name, a in
+                                             fidelity_agreement(study.config, study_runs(study)).items()}),
             "recommendation": _recommendation_json(study),
         }
         out.print_json(json.dumps(summary))
@@ -183,6 +208,14 @@ def status(
         for point in predicted["points"]:
             mix = " ".join(f"{k}={v:.3f}" for k, v in sorted(point["mixture"].items(), key=lambda kv: -kv[1]) if v >= 0.0005)
             out.print("  " + " ".join(f"{n}={v:.4f}" for n, v in zip(names, point["predicted"], strict=True)) + f"  {mix}")
+    for entry in study.optuna.user_attrs.get(StudyAttr.PROMOTION_LOG, []):
+        print_promotion(out, entry)
+    cfg = study.config
+    for name, accuracy in fidelity_agreement(cfg, study_runs(study)).items():
+        out.print(f"decision accuracy of '{cfg.search_fidelity.name}' for '{cfg.fidelities[-1].name}', {name}: "
+                  f"{accuracy.accuracy:.2f} (95% interval {accuracy.low:.2f}-{accuracy.high:.2f}) over {accuracy.pairs} "
+                  f"pairs of {accuracy.mixtures} mixtures measured at both; rank correlation {accuracy.rank_corr:.2f}",
+                  markup=False, highlight=False)
     if study.n_complete(study.config.search_fidelity.name):
         print_recommendation(study, recommend_study(study))
     for merge in merge_results(study):

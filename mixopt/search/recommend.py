@@ -103,10 +103,12 @@ def recommend(
     model: str = "model",
     top: int = TOP,
     pool_size: int = POOL_SIZE,
+    near: tuple[np.ndarray, float] | None = None,
 ) -> Recommendation:
     """The recommendation inside ``space`` from ``predictor`` (None: the best measured run that fits
-    ``space``, else ``prior``); the steps are in the module docstring. Deterministic for a given history,
-    predictor and seed."""
+    ``space``, else ``prior``); the steps are in the module docstring. With ``near`` = (mixtures ``(r, K)``,
+    radius), only candidates within that total-variation distance of one of them are considered.
+    Deterministic for a given history, predictor and seed."""
     directions = history.directions
     names = list(names) if names is not None else [f"objective {o}" for o in range(len(directions))]
     rule = pareto.parse_pick_rule(rule, names)
@@ -123,6 +125,8 @@ def recommend(
         floor = baseline_values * signs - np.broadcast_to(np.asarray(epsilon, float), signs.shape)
         allowed = np.all(mean * signs >= floor - 1e-12, axis=1)
         allowed[-1] = True  # the baseline itself (last in the pool) never regresses against itself
+    if near is not None:
+        allowed &= _near(pool, *near, allowed)
     index = np.flatnonzero(allowed)
     if len(directions) == 1:
         score = (mean * signs)[index, 0]
@@ -159,6 +163,16 @@ def candidate_pool(predictor: Predictor, space: MixtureSpace, history: History, 
     if baseline is not None:
         parts.append(baseline[None])
     return np.vstack(parts)
+
+
+def _near(pool: np.ndarray, anchors: np.ndarray, radius: float, allowed: np.ndarray) -> np.ndarray:
+    """Rows of ``pool`` within total-variation ``radius`` of some anchor ``(r, K)``; where no allowed row
+    is, the allowed rows nearest to the anchors."""
+    distance = np.full(len(pool), np.inf)
+    for anchor in anchors:
+        distance = np.minimum(distance, 0.5 * np.abs(pool - anchor).sum(axis=1))
+    within = distance <= radius + 1e-12
+    return within if (within & allowed).any() else distance <= distance[allowed].min()
 
 
 def nearest_run(measured: np.ndarray, w: np.ndarray) -> tuple[int | None, float | None]:
