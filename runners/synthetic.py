@@ -22,10 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixopt.errors import ConfigError
 from mixopt.runners.base import Runner
 from mixopt.trials import Evaluation, RunSpec
 
 INTEGRATION_NOISE_FACTOR = 0.3
+# Planted metrics with no headroom (``extra_metrics``), for metric selection: an accuracy pinned just
+# under its ceiling of 1 (range SATURATED_RANGE, seed sd SATURATED_SD: a clear signal, nowhere to go)
+# and a loss whose spread across mixtures (NOISY_RANGE) is far below its seed sd (NOISY_SD).
+SATURATED_LOW, SATURATED_RANGE, SATURATED_SD = 0.99, 0.009, 2e-4
+NOISY_LEVEL, NOISY_RANGE, NOISY_SD = 2.0, 0.002, 0.05
 
 
 @dataclass(frozen=True)
@@ -83,11 +89,23 @@ def noise_sd(law: MixingLaw, W: np.ndarray, integration: bool = False) -> np.nda
     return sd * (INTEGRATION_NOISE_FACTOR if integration else 1.0)
 
 
+def planted_metrics(law: MixingLaw, w: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """One observation of the planted ``saturated`` accuracy and ``noisy`` loss of mixture ``w`` ``(K,)``:
+    each moves with ``w`` along the first objective's exponents, scaled to ``[0, 1]`` over the sources."""
+    t = law.t[0]
+    position = float(w @ (t - t.min()) / (t.max() - t.min()))
+    saturated = SATURATED_LOW + SATURATED_RANGE * position + rng.normal(0.0, SATURATED_SD)
+    noisy = NOISY_LEVEL + NOISY_RANGE * position + rng.normal(0.0, NOISY_SD)
+    return float(min(saturated, 1.0)), float(noisy)
+
+
 class SyntheticRunner(Runner):
     """Options: ``metrics`` (one name per objective), ``problem_seed``, ``noise``, ``curvature``,
     ``integration`` (fidelity names simulated as integration runs), ``delay`` (seconds a run sleeps),
     ``effects`` (source name -> a shift of its ``t`` for every objective: negative plants a source that
-    helps everything, positive one that hurts everything)."""
+    helps everything, positive one that hurts everything), ``extra_metrics`` (``{saturated: NAME, noisy:
+    NAME}``: also report a planted saturated accuracy and a noise-dominated loss under those names; see
+    :func:`planted_metrics`; the objectives' metrics are drawn as without them)."""
 
     def __init__(
         self,
@@ -99,6 +117,7 @@ class SyntheticRunner(Runner):
         delay: float = 0.0,
         report_stderr: bool = True,
         effects: dict[str, float] | None = None,
+        extra_metrics: dict[str, str] | None = None,
     ) -> None:
         self.metrics = list(metrics or ["loss"])
         self.problem_seed = problem_seed
@@ -108,6 +127,10 @@ class SyntheticRunner(Runner):
         self.delay = delay
         self.report_stderr = report_stderr
         self.effects = dict(effects or {})
+        self.extra_metrics = dict(extra_metrics or {})
+        unknown = sorted(set(self.extra_metrics) - {"saturated", "noisy"})
+        if unknown:
+            raise ConfigError(f"runner option extra_metrics: unknown kind '{unknown[0]}' (known: saturated, noisy)")
 
     def law(self, source_names: list[str]) -> MixingLaw:
         law = make_law(len(source_names), len(self.metrics), self.problem_seed, self.noise, self.curvature)
@@ -125,9 +148,14 @@ class SyntheticRunner(Runner):
         integration = spec.fidelity in self.integration
         mean = expected_outcome(law, w, integration)[0]
         sd = float(noise_sd(law, w, integration)[0])
-        observed = mean + np.random.default_rng(spec.seed).normal(0.0, sd, size=mean.shape)
+        rng = np.random.default_rng(spec.seed)
+        observed = mean + rng.normal(0.0, sd, size=mean.shape)
+        metrics = {name: float(v) for name, v in zip(self.metrics, observed, strict=True)}
+        if self.extra_metrics:
+            planted = dict(zip(("saturated", "noisy"), planted_metrics(law, w, rng), strict=True))
+            metrics.update({name: planted[kind] for kind, name in self.extra_metrics.items()})
         return Evaluation(
-            metrics={name: float(v) for name, v in zip(self.metrics, observed, strict=True)},
+            metrics=metrics,
             stderr={name: sd for name in self.metrics} if self.report_stderr else {},
             cost={"seconds": time.perf_counter() - start, "tokens": float(spec.tokens)},
             runner="synthetic",

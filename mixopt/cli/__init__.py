@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mixopt.cli import bench, demo, report, study, surrogate
+from mixopt.cli import bench, demo, metrics, report, study, surrogate
 from mixopt.cli.progress import make_console, width_for
 from mixopt.errors import MixoptError
 
@@ -27,6 +27,7 @@ app.add_typer(study.app, name="study")
 app.add_typer(demo.app, name="demo")
 app.add_typer(surrogate.app, name="surrogate")
 app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
+app.command("metrics", epilog=metrics.EPILOG)(metrics.metrics)
 
 
 @app.command(epilog="Example: mixopt screen studies/default/study.yaml --replicates 3")

@@ -197,3 +197,14 @@ def test_a_harness_task_runs_through_study_run_into_the_study(tmp_path):
         assert 0 < metrics["toy_ppl_bits_per_byte"] < 8 and "toy_mc_acc_bytes" in stderr
     # The anneals moved the model: the two mixtures' perplexities differ.
     assert trials[0].user_attrs["metrics"]["toy_ppl_bits_per_byte"] != trials[1].user_attrs["metrics"]["toy_ppl_bits_per_byte"]
+
+
+def test_lm_eval_is_imported_only_when_a_run_evaluates_with_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; from mixopt.runners import RUNNERS; "
+            "RUNNERS.create('microanneal', {'eval': {'tasks': ['x']}}); import mixopt.cli; "
+            "assert 'lm_eval' not in sys.modules, 'lm_eval imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
