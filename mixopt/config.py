@@ -244,8 +244,18 @@ def parse_config(text: str, directory: Path = Path(".")) -> StudyConfig:
     return config
 
 
+def check_study_name(name: str) -> str:
+    """``name``, which becomes folder and file names (runs/<name>/, exports/<name>.yaml), when it is one
+    plain path component; else a ``ConfigError``."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name != name.strip():
+        raise ConfigError(f"study name {name!r} must be one plain file name (no '/', not '.' or '..', no "
+                          "surrounding spaces): it names the study's runs, exports and report; choose another name")
+    return name
+
+
 def validate(config: StudyConfig) -> None:
     """Checks that span sections; the space itself is checked at every fidelity's budget."""
+    check_study_name(config.name)
     if not config.objectives:
         raise ConfigError("objectives: list at least one objective (name, metric, direction)")
     if not config.fidelities:

@@ -208,21 +208,29 @@ def run_study(
 
     study.recover_stale(adopt)
     try:
-        while (completed := study.n_complete(fidelity)) < n_trials or dispatch.in_flight:
-            free = batch_size - len(dispatch.in_flight)
-            if free > 0 and completed < n_trials:
-                _submit(study, dispatch, runs, min(free, n_trials - completed - study.n_running(fidelity)), n_trials)
-            if not dispatch.in_flight:
-                time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers...
-                study.recover_stale(adopt)  # ...unless one died meanwhile, or was killed claiming a trial
-                continue
-            dispatch.collect()
-            if dispatch.failures > max_failures:
-                raise RunFailed(f"{dispatch.failures} trials failed (more than max_failures={max_failures}); "
-                                f"last: {dispatch.last_error}")
+        with study.heartbeat():
+            _search(study, dispatch, runs, n_trials, batch_size, max_failures, adopt)
     finally:
         dispatch.executor.close()
     return study.n_complete(fidelity)
+
+
+def _search(study: Study, dispatch: Dispatch, runs: Path, n_trials: int, batch_size: int, max_failures: int,
+            adopt: Callable[[object], bool]) -> None:
+    """The search loop: keep ``batch_size`` runs in flight until ``n_trials`` are complete at the search fidelity."""
+    fidelity = study.config.search_fidelity.name
+    while (completed := study.n_complete(fidelity)) < n_trials or dispatch.in_flight:
+        free = batch_size - len(dispatch.in_flight)
+        if free > 0 and completed < n_trials:
+            _submit(study, dispatch, runs, min(free, n_trials - completed - study.n_running(fidelity)), n_trials)
+        if not dispatch.in_flight:
+            time.sleep(WAIT_FOR_OTHERS_SECONDS)  # the remaining trials run in other controllers...
+            study.recover_stale(adopt)  # ...unless one died meanwhile, or was killed claiming a trial
+            continue
+        dispatch.collect()
+        if dispatch.failures > max_failures:
+            raise RunFailed(f"{dispatch.failures} trials failed (more than max_failures={max_failures}); "
+                            f"last: {dispatch.last_error}")
 
 
 def _submit(study: Study, dispatch: Dispatch, runs: Path, wanted: int, limit: int) -> None:
@@ -245,8 +253,9 @@ def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = N
     """Run every WAITING trial (e.g. promoted integration runs) to completion or failure."""
     dispatch = study_dispatch(study, executor, on_progress, study.config.n_trials)
     try:
-        dispatch.submit(run_specs(study, study.start(study.n_waiting()), output_root(study.config, study.name)))
-        dispatch.drain()
+        with study.heartbeat():
+            dispatch.submit(run_specs(study, study.start(study.n_waiting()), output_root(study.config, study.name)))
+            dispatch.drain()
     finally:
         dispatch.executor.close()
 

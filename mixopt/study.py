@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from optuna.trial import TrialState
 
 import mixopt
 from mixopt.compat import pop_waiting_trial_id, storage_engine, study_id, study_storage
-from mixopt.config import StudyConfig, parse_config
+from mixopt.config import StudyConfig, check_study_name, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
 from mixopt.objectives import objective_parts, objective_values
@@ -41,6 +42,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 UNLABELLED_GRACE_SECONDS = 30  # a claimed trial left unlabelled this long was claimed by a controller that died
+HEARTBEAT_SECONDS = 30.0  # a running controller writes its heartbeat this often...
+HEARTBEAT_STALE_SECONDS = 600.0  # ...and one on another host silent this long is taken for dead
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
 
 
@@ -131,7 +134,7 @@ class Study:
     def open(cls, config: StudyConfig, storage: str | None = None, study_name: str | None = None) -> Study:
         """Create the study, or load it if it exists (then its stored objectives must match the config)."""
         url = storage or config.storage_url
-        name = study_name or config.name
+        name = check_study_name(study_name or config.name)
         store = open_storage(url)
         directions = [o.direction for o in config.objectives]
         try:
@@ -343,14 +346,39 @@ class Study:
         storage = study_storage(self.optuna)
         return storage, storage.get_trial_id_from_study_id_trial_number(study_id(self.optuna), number)
 
+    @contextlib.contextmanager
+    def heartbeat(self, every: float = HEARTBEAT_SECONDS):
+        """While the ``with`` block runs, a thread writes this controller's heartbeat (study user attr
+        ``heartbeat:<host:pid>``, Unix seconds) every ``every`` seconds, so controllers on other hosts can
+        tell it alive; once and first on entry."""
+        key, stop = f"{StudyAttr.HEARTBEAT_PREFIX}{controller_id()}", threading.Event()
+        self.optuna.set_user_attr(key, time.time())
+
+        def beat() -> None:
+            while not stop.wait(every):
+                with contextlib.suppress(Exception):  # a storage hiccup costs one beat, never the run
+                    self.optuna.set_user_attr(key, time.time())
+
+        thread = threading.Thread(target=beat, name="mixopt-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def recover_stale(self, adopt: Callable[[optuna.trial.FrozenTrial], bool] | None = None) -> list[int]:
-        """Fail RUNNING trials whose controller died (same host, process gone) and re-queue their mixtures.
+        """Fail RUNNING trials whose controller died and re-queue their mixtures: on this host, its process
+        is gone; on another, its heartbeat (or, with none, the trial's start) is older than
+        ``HEARTBEAT_STALE_SECONDS``.
 
         Returns the failed trial numbers. Trials of live controllers (e.g. sharing a PostgreSQL study)
         are left alone. A stale trial for which ``adopt(trial)`` is true (its scheduler job still runs and
         this controller re-attached to it) becomes this controller's instead of failing.
         """
         recovered = []
+        beats = {k.removeprefix(StudyAttr.HEARTBEAT_PREFIX): v for k, v in self.optuna.user_attrs.items()
+                 if k.startswith(StudyAttr.HEARTBEAT_PREFIX)}
         for trial in self.trials((TrialState.RUNNING,)):
             owner = trial.user_attrs.get(Attr.CONTROLLER)
             if owner is None:
@@ -358,7 +386,7 @@ class Study:
                 started = trial.datetime_start or datetime.datetime.now()
                 if (datetime.datetime.now() - started).total_seconds() < UNLABELLED_GRACE_SECONDS:
                     continue
-            elif owner == EXTERNAL or not _controller_is_dead(owner):
+            elif owner == EXTERNAL or not _controller_is_dead(owner, beats, trial):
                 continue
             if adopt is not None and adopt(trial):
                 self.set_trial_attr(trial.number, Attr.CONTROLLER, controller_id())
@@ -451,10 +479,13 @@ def controller_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _controller_is_dead(owner: str) -> bool:
+def _controller_is_dead(owner: str, beats: dict[str, float], trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the controller ``owner`` (``host:pid``) of running ``trial`` is gone: on this host, its process
+    has exited; on another, its last heartbeat in ``beats`` (or the trial's start) is stale."""
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return False
+        started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+        return time.time() - beats.get(owner, started) > HEARTBEAT_STALE_SECONDS
     if int(pid) == os.getpid():
         return False
     try:

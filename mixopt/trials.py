@@ -62,6 +62,7 @@ class StudyAttr:
     PREDICTED_FRONT = "predicted_front"
     SCREENING = "screening"
     PROMOTION_LOG = "promotion_log"
+    HEARTBEAT_PREFIX = "heartbeat:"  # + a controller's host:pid -> the Unix time of its last heartbeat
     REUSE = "reuse"
 
 

@@ -18,7 +18,7 @@ from mixopt import report
 from mixopt.config import load_config
 from mixopt.loop import run_study
 from mixopt.study import Study
-from study_helpers import write_study
+from study_helpers import missing_component, write_study
 
 torch.set_num_threads(1)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -94,7 +94,7 @@ def test_png_export_draws_every_figure_or_says_why_not(written):
     pngs = [p for p in paths if p.suffix == ".png"]
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
         assert not pngs and report.PNG_SKIPPED in paths[0].read_text()
-        return
+        missing_component("no Chromium: the report says PNG export was skipped (apt-get install chromium)")
     from PIL import Image
 
     assert {p.stem.removeprefix("page-") for p in pngs} == {k.removeprefix("mixopt-") for k, _, _ in report.SECTIONS}
@@ -110,8 +110,9 @@ def pixels_near(image: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 1
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium_with_the_network_off(written, tmp_path):
+    if not CHROMIUM.exists():
+        missing_component("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
     from PIL import Image
 
     _, paths = written

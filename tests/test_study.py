@@ -225,3 +225,44 @@ def test_storage_that_cannot_be_opened_is_one_clear_error(url: str, message: str
 def test_mask_url_hides_passwords():
     assert mask_url("postgresql://user:secret@host:5432/db") == "postgresql://user:***@host:5432/db"
     assert mask_url("sqlite:////tmp/study.db") == "sqlite:////tmp/study.db"
+
+
+# -- controllers on other hosts ---------------------------------------------------------------------------
+def test_a_controller_on_another_host_is_dead_once_its_heartbeat_is_stale(synthetic_config):
+    import time
+
+    from mixopt.study import HEARTBEAT_STALE_SECONDS
+    from mixopt.trials import Attr
+
+    study = Study.open(load_config(synthetic_config))
+    study.enqueue(study.space.sample(3, 0), study.config.search_fidelity.name)
+    beating, silent, never = study.start(3, owner="host-a:11")
+    study.set_trial_attr(silent.number, Attr.CONTROLLER, "host-b:22")
+    study.set_trial_attr(never.number, Attr.CONTROLLER, "host-c:33")  # no heartbeat: judged by its start
+    study.optuna.set_user_attr("heartbeat:host-a:11", time.time())
+    study.optuna.set_user_attr("heartbeat:host-b:22", time.time() - HEARTBEAT_STALE_SECONDS - 5)
+    assert study.recover_stale() == [silent.number]  # the other two may still be working
+    requeued = study.trials((TrialState.WAITING,))
+    assert [t.user_attrs[Attr.RERUN_OF] for t in requeued] == [silent.number]
+
+
+def test_a_running_controller_keeps_its_heartbeat_fresh(synthetic_config):
+    import time
+
+    study = Study.open(load_config(synthetic_config))
+    key = f"heartbeat:{controller_id()}"
+    with study.heartbeat(every=0.05):
+        first = study.optuna.user_attrs[key]
+        time.sleep(0.4)
+        later = optuna.load_study(study_name=study.name, storage=study.config.storage_url).user_attrs[key]
+    assert time.time() - 5 < first < later  # written on entry, then again by the thread
+
+
+def test_run_study_writes_the_controllers_heartbeat(synthetic_config):
+    import time
+
+    from mixopt.loop import run_study
+
+    study = Study.open(load_config(synthetic_config))
+    run_study(study, n_trials=2, batch_size=2)
+    assert time.time() - study.optuna.user_attrs[f"heartbeat:{controller_id()}"] < 120

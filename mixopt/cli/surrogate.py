@@ -10,6 +10,7 @@ import pandas as pd
 import typer
 
 from mixopt.errors import ConfigError
+from mixopt.surrogates import DEFAULT_SURROGATE
 
 app = typer.Typer(help="Fit and score surrogates on tables of past runs (an Olmix or RegMix swarm, a spreadsheet).",
                   no_args_is_help=True)
@@ -18,7 +19,7 @@ RatiosOpt = typer.Option(..., "--ratios", help="CSV of mixture weights, one row 
 MetricsOpt = typer.Option(..., "--metrics", help="CSV of outcomes, one row per run")
 TargetOpt = typer.Option(None, "--target", help="metric column to predict")
 ExprOpt = typer.Option(None, "--target-expr", help="row mean of metric columns: 'mean(GLOB, ...)'; olmix:math|code|qa|all name the Olmix families")
-ModelOpt = typer.Option("ensemble", "--model", help="surrogate: ensemble, gp, gbm, loglinear")
+ModelOpt = typer.Option(DEFAULT_SURROGATE, "--model", help="surrogate: gp, ensemble, gbm, loglinear")
 KeyOpt = typer.Option(None, "--key", help="join column (default: detected: a shared column with unique values)")
 ToleranceOpt = typer.Option(0.01, "--tolerance", help="how far a row's weights may sum from 1")
 

@@ -247,6 +247,7 @@ def test_a_killed_study_resumes_to_exactly_its_trial_count_losing_nothing(tmp_pa
 
 # -- bad input: one line on stderr, exit code 2 -------------------------------------------------------
 BAD_CONFIGS = {
+    "a config name with a slash": ({"name": "team/mix"}, ["study name 'team/mix' must be one plain file name"]),
     "infeasible bounds": (
         {"sources": [{"name": "web", "min_weight": 0.6}, {"name": "code", "min_weight": 0.6}], "constraints": []},
         ["minimum weights sum to 1.2 > 1"],
@@ -276,6 +277,8 @@ def bad_input_results(tmp_path_factory) -> dict[str, subprocess.CompletedProcess
     )
     runs["unknown storage dialect"] = start_mixopt("study", "status", "--storage", "nosuch://x", "--study-name", "s", cwd=good.parent)
     runs["status of a study never run"] = start_mixopt("study", "status", good, "--study-name", "nope", cwd=good.parent)
+    runs["a study name that escapes its folders"] = start_mixopt("study", "run", good, "--study-name", "../../escaped",
+                                                                 cwd=good.parent)
     return {case: finish(process) for case, process in runs.items()}
 
 
@@ -286,10 +289,17 @@ def bad_input_results(tmp_path_factory) -> dict[str, subprocess.CompletedProcess
         ("storage that cannot be opened", ["cannot open storage sqlite:////no/such/folder/study.db"]),
         ("unknown storage dialect", ["cannot open storage nosuch://x"]),
         ("status of a study never run", ["no storage file", "study.db", "mixopt study run CONFIG"]),
+        ("a study name that escapes its folders", ["study name '../../escaped' must be one plain file name"]),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_code_2(bad_input_results, case, fragments):
     assert_one_line_error(bad_input_results[case], 2, *fragments)
+
+
+def test_a_study_name_that_escapes_creates_nothing_outside(bad_input_results, tmp_path_factory):
+    assert bad_input_results["a study name that escapes its folders"].returncode == 2
+    base = tmp_path_factory.getbasetemp()
+    assert not list(base.parent.glob("escaped*")) and not list(base.glob("escaped*"))
 
 
 def test_status_of_a_study_never_run_creates_no_storage(bad_input_results, tmp_path_factory):

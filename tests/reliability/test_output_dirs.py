@@ -26,7 +26,7 @@ from mixopt.config import load_config
 from mixopt.errors import OutputError
 from mixopt.export import write_atomic
 from mixopt.loop import output_root
-from study_helpers import command_env, write_study
+from study_helpers import command_env, missing_component, write_study
 
 # Shell steps run inside the namespace before mixopt, on the folder "$1".
 MAKE = {
@@ -64,7 +64,7 @@ def mixopt_with(kind: str, folder: Path, *args: object) -> subprocess.CompletedP
             return mixopt(*args)
         finally:
             folder.chmod(0o755)
-    pytest.skip(f"a {kind} folder needs a private mount namespace (unshare -rm), which this system refuses"
+    missing_component(f"a {kind} folder needs a private mount namespace (unshare -rm), which this system refuses"
                 + (", and root ignores permission bits" if kind == "read-only" else ""))
 
 

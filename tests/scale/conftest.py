@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from study_helpers import missing_component
+
 
 def _as_postgres(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run its tools as the postgres user when we are root."""
@@ -28,7 +30,7 @@ def _free_port() -> int:
 def postgres_url() -> str:
     bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     if not bindirs:
-        pytest.skip("PostgreSQL server not installed: apt-get install postgresql (.ci/run does)")
+        missing_component("PostgreSQL server not installed: apt-get install postgresql (.ci/run does)")
     bindir = Path(bindirs[-1])
     # Not under pytest's tmp folders: those are private to root, and the server runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="mixopt-pg-"))
