@@ -13,7 +13,7 @@ BENCHMARKS = ("search", "surrogates", "microanneal")
 
 COMMAND_SETTINGS: dict[str, Any] = {  # keyword arguments of app.command
     "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True},
-    "epilog": "Example: mixopt bench search --fast (arguments after NAME go to the benchmark)",
+    "epilog": "Example: mixopt bench search quality --fast (arguments after NAME go to the benchmark)",
 }
 
 

@@ -77,13 +77,13 @@ def run(
         outcome = controller.run(study, n_trials, batch_size, on_progress=on_progress, on_reuse=print_reuse_event,
                                  on_promotion=lambda entry: print_promotion(console, entry))
     print_front(study)
-    if report:
-        write_study_report(study)
     if outcome.promotion is not None:
         print_promoted(study, outcome.promotion)
     elif outcome.recommendation is not None:
         print_recommendation(study, outcome.recommendation)
     out.print(f"exported the recommended mixture to {outcome.exported}")
+    if report:
+        write_study_report(study)
 
 
 def print_promoted(study: Study, promoted) -> None:
@@ -132,7 +132,8 @@ def print_reuse(report) -> None:
 
 
 def write_study_report(study: Study) -> None:
-    """The HTML report beside the config; a report that cannot be made is a warning (the study is done)."""
+    """The HTML report beside the config, written last (the runs are stored and the mixture exported by
+    then). A folder that cannot be written is a warning; any other failure is a bug and fails the command."""
     from mixopt.report import write_report
 
     path = study.config.directory / "report" / f"{study.name}.html"
@@ -140,8 +141,8 @@ def write_study_report(study: Study) -> None:
         with console.status("writing the report"):
             write_report(study, path)
         out.print(f"report: {path}")
-    except Exception as exc:  # the runs are stored; only the page is missing
-        console.print(f"[yellow]no report:[/] {type(exc).__name__}: {exc} (try `mixopt study report`)")
+    except (OSError, ConfigError) as exc:
+        console.print(f"[yellow]no report:[/] {exc} (write it elsewhere with `mixopt study report -o PATH`)")
 
 
 def print_front(study: Study, limit: int = 12) -> None:

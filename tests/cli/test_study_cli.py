@@ -382,3 +382,25 @@ def test_runs_failing_beyond_max_failures_exit_1_and_keep_completed_runs(tmp_pat
     study = load(tmp_path)
     assert [t.number for t in study.get_trials(states=(TrialState.COMPLETE,))] == [1, 3, 5]
     assert all(t.user_attrs["fail_reason"].startswith("RunFailed") for t in study.get_trials(states=(TrialState.FAIL,)))
+
+
+def test_a_report_that_cannot_be_written_warns_but_a_report_bug_fails(tmp_path, monkeypatch, capsys):
+    import mixopt.report
+    from mixopt.cli import study as cli_study
+    from mixopt.study import Study
+
+    study = Study.open(load_config(write_study(tmp_path)))
+
+    def unwritable(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "report"))
+
+    monkeypatch.setattr(mixopt.report, "write_report", unwritable)
+    cli_study.write_study_report(study)  # the study is done: a warning only
+    assert "no report:" in capsys.readouterr().err
+
+    def buggy(*_args, **_kwargs):
+        raise KeyError("a bug in the report")
+
+    monkeypatch.setattr(mixopt.report, "write_report", buggy)
+    with pytest.raises(KeyError):
+        cli_study.write_study_report(study)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -39,6 +40,7 @@ TRAIN = textwrap.dedent(
     loss = 3.0 - sum(w * (i + 1) for i, w in enumerate(mix.values()))
     json.dump({"metrics": {"loss": loss}, "stderr": {"loss": 0.01}}, open(spec["metrics_file"], "w"))
     print("trained on", sorted(mix))
+    print("extra arguments:", len(sys.argv) - 3)
     """
 )
 
@@ -104,12 +106,19 @@ def test_bad_metrics_fail_the_trial(tmp_path, script, mode, message):
 
 
 def test_shell_metacharacters_in_names_are_inert(tmp_path, script):
+    from dataclasses import replace
+
     canary = tmp_path / "pwned"
     hostile = f"web; touch {canary} #$(touch {canary})`touch {canary}`"
-    spec = make_spec(tmp_path, {hostile: 0.5, "code|rm -rf /": 0.5})
-    result = runner(script, "ok").run(spec)
+    # The hostile text reaches the program's argv through placeholders (the fidelity, the model path), so a
+    # runner that handed argv to a shell would run it: the control below shows that a shell does.
+    spec = replace(make_spec(tmp_path, {hostile: 0.5, "code|rm -rf /": 0.5}), fidelity=hostile, model=hostile)
+    result = CommandRunner(argv=[sys.executable, str(script), "{spec}", "ok", "{fidelity}", "{model}"]).run(spec)
     assert not canary.exists()
     assert hostile in json.loads(Path(result.artifacts["spec"]).read_text())["mixture"]
+    assert "extra arguments: 2" in Path(result.artifacts["log"]).read_text()  # each arrived as one argument
+    subprocess.run(f"echo {hostile}", shell=True, cwd=tmp_path, capture_output=True)  # the control: a shell
+    assert canary.exists()
 
 
 def test_bad_options_are_config_errors():

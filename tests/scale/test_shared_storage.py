@@ -52,9 +52,10 @@ def run_controllers(config: Path, storage: str, count: int) -> None:
         for _ in range(count)
     ]
     for proc in procs:
-        _, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
-        assert b"s3cret-pw" not in err, "the storage password leaked into the output"
+        assert b"s3cret-pw" not in out + err, "the storage password leaked into the output"
+        assert b"***@" in err  # the URL is printed, masked
 
 
 def check_exact(tmp_path: Path, storage: str, n_trials: int) -> None:
