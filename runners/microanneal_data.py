@@ -150,13 +150,13 @@ def load_source(name: str, paths: Sequence[str], tokenizer, tokenizer_key: str, 
         raise RunFailed(f"source '{name}': mixes token files ({token_paths[0].name}) with other files ({other.name}): "
                         "give a source either token files (.npy, .bin) or text")
     if token_paths:
-        arrays = [open_token_file(name, f, token_dtype) for f in token_paths]
+        opened = [open_token_file(name, f, token_dtype) for f in token_paths]
         file_eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
     else:
         folder = tokenized_text(name, paths, files, tokenizer, tokenizer_key, cache)
         info = json.loads((folder / MANIFEST).read_text())["info"]
-        arrays, file_eos = [open_token_file(name, folder / TOKENS_FILE, info["dtype"])], info["eos_token_id"]
-    blocks = Blocks(name, arrays, block_size, eos_ids=(file_eos, tokenizer.eos_token_id), vocab_size=len(tokenizer))
+        opened, file_eos = [open_token_file(name, folder / TOKENS_FILE, info["dtype"])], info["eos_token_id"]
+    blocks = Blocks(name, opened, block_size, eos_ids=(file_eos, tokenizer.eos_token_id), vocab_size=len(tokenizer))
     if len(blocks) < 2:
         raise RunFailed(f"source '{name}': only {len(blocks)} block(s) of {block_size} tokens: add data")
     train, heldout = blocks.split(heldout_count(len(blocks), heldout_blocks))

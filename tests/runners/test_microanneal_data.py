@@ -21,7 +21,7 @@ from mixopt.runners import microanneal_data as data
 from mixopt.runners import microanneal_eval as ev
 from mixopt.runners.base import RunSpec
 from mixopt.runners.microanneal import MicroannealRunner
-from mixopt.runners.token_files import Blocks, open_token_file
+from mixopt.runners.token_files import Blocks, TokenFile, open_token_file
 from mixopt.space import MixtureSpace, Source
 
 BLOCK, BATCH = 16, 8
@@ -92,7 +92,8 @@ def test_every_token_file_format_reads_the_same_blocks_by_memory_map(world, tmp_
     stream.astype(np.uint32).tofile(tmp_path / "dolma.bin")
     expected = as_blocks(stream)
     for path, dtype in (("headed.npy", None), ("olmo.npy", "uint16"), ("dolma.bin", "uint32")):
-        assert isinstance(open_token_file("s", tmp_path / path, dtype), np.memmap), path
+        opened = open_token_file("s", tmp_path / path, dtype)
+        assert opened.map is not None and not opened.tokens.flags.owndata and len(opened.tokens) == len(stream), path
         source = load(world, [tmp_path / path], tmp_path / "cache", token_dtype=dtype)
         assert np.array_equal(source.train[:], expected[:-8]) and np.array_equal(source.heldout, expected[-8:]), path
         assert source.train[3].dtype == np.int32 and np.array_equal(source.train[[5, 2]], expected[[5, 2]])
@@ -221,7 +222,7 @@ def test_pools_repeat_each_source_as_the_target_does():
     """Pure accounting: with pool fraction f = proxy / target tokens, every source's epochs are the target's."""
     available = {"web": 50_000, "code": 9_001, "scarce": 1_337}
     mixture = {"web": 0.55, "code": 0.3, "scarce": 0.15}
-    sources = {n: data.PackedSource(n, Blocks(n, [np.zeros(k * BLOCK, np.uint16)], BLOCK), np.zeros((1, BLOCK)))
+    sources = {n: data.PackedSource(n, Blocks(n, [TokenFile(np.zeros(k * BLOCK, np.uint16))], BLOCK), np.zeros((1, BLOCK)))
                for n, k in available.items()}
     target_blocks, fraction = 40_000, 1 / 16
     target = data.accounting(sources, mixture, data.allocate_blocks(mixture, target_blocks))
@@ -253,7 +254,6 @@ batch_size: 1
 """
 
 
-@pytest.mark.slow
 def test_a_matched_microanneal_repeats_every_source_as_its_integration_run(world, tmp_path):
     from mixopt.config import load_config
     from mixopt.loop import make_spec, run_study
@@ -270,7 +270,7 @@ def test_a_matched_microanneal_repeats_every_source_as_its_integration_run(world
     config = load_config(tmp_path / "study.yaml")
     assert config.pool_fraction("microanneal") == {"web": 0.25, "scarce": 0.25} and config.pool_fraction("integration") == {}
     mixture = {"web": 0.55, "scarce": 0.45}
-    made = runner(batch_size=32)
+    made = runner(batch_size=32, model=world["model"])  # as the study's runner options say
     epochs = {}
     for fidelity in ("microanneal", "integration"):
         spec = make_spec(config, 0, mixture, fidelity, seed=4, output_dir=tmp_path / fidelity)
