@@ -248,9 +248,10 @@ def test_divergence_and_bad_options_fail_clearly(world, tmp_path):
 RUN_FROM_PICKLE = "import pickle, sys; runner, spec = pickle.load(open(sys.argv[1], 'rb')); runner.run(spec)"
 
 
-def kill_once_checkpointed(options: MicroannealRunner, run: RunSpec, folder) -> int:
+def kill_once_checkpointed(options: MicroannealRunner, run: RunSpec, folder, children: list[int] | None = None) -> int:
     """Run ``run`` in a real subprocess, SIGKILL it as soon as its training state exists, and return the
-    step that state holds."""
+    step that state holds; ``children`` (if given) receives the pids of the subprocess's own children
+    alive just before the kill."""
     import os
     import signal
     import subprocess
@@ -265,9 +266,31 @@ def kill_once_checkpointed(options: MicroannealRunner, run: RunSpec, folder) -> 
     deadline = time.monotonic() + 300
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    if children is not None:
+        children.extend(alive_children(process.pid))
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
     return torch.load(state, weights_only=True)["step"]
+
+
+def alive_children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if int(parent) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 CAPS = MixtureSpace((Source("arith", max_repetition=4.0), Source("prose", max_repetition=4.0)))
@@ -368,3 +391,31 @@ def test_two_processes_train_like_one_through_study_run(world, tmp_path):
         np.testing.assert_allclose(curves[1], curves[0], atol=1e-4)
         np.testing.assert_allclose(two.values, one.values, atol=1e-3)
         assert not list((tmp_path / "p2" / "runs").rglob("train-*"))  # no state, blocks or result left behind
+
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_run_leaves_no_orphans_and_resumes(world, tmp_path):
+    """SIGKILL of a run training in 2 processes takes its training processes with it (Linux parent-death
+    signal); started again, it resumes from its checkpoint and ends like an uninterrupted 1-process run
+    within float rounding (bound 1e-4 on every step's loss)."""
+    import time
+
+    steps, mixture = 600, {"arith": 0.5, "prose": 0.5}  # orphans would train on for 10 s or more
+    straight = runner().run(spec(world, tmp_path / "straight", mixture, tokens=BLOCK * BATCH * steps, space=CAPS))
+    options = runner(processes=2, checkpoint_every=5)
+    killed = spec(world, tmp_path / "killed", mixture, tokens=BLOCK * BATCH * steps, space=CAPS)
+    children: list[int] = []
+    stopped = kill_once_checkpointed(options, killed, tmp_path, children)
+    assert 0 < stopped < steps
+    assert len(children) >= 2, f"expected the 2 training processes, saw {children}"
+    deadline = time.monotonic() + 3
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if alive(pid)], "training processes outlived their killed run"
+
+    resumed = options.run(killed)
+    assert resumed.cost["resumed_at_step"] == stopped
+    curves = [json.loads(open(r.artifacts["losses"]).read()) for r in (straight, resumed)]
+    assert len(curves[1]) == steps
+    np.testing.assert_allclose(curves[1], curves[0], atol=1e-4)
