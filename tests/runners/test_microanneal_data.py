@@ -278,6 +278,7 @@ def test_a_matched_microanneal_repeats_every_source_as_its_integration_run(world
         epochs[fidelity] = json.loads((tmp_path / fidelity / "accounting.json").read_text())["sources"]
     for name in mixture:
         micro, target = epochs["microanneal"][name], epochs["integration"][name]
+        print(f"{name}: epochs {micro['epochs']:.4f} at the microanneal, {target['epochs']:.4f} at integration")
         assert micro["epochs"] == pytest.approx(target["epochs"], rel=0.01), name
         assert micro["pool_tokens"] == pytest.approx(target["pool_tokens"] / 4, abs=BLOCK)
         assert micro["requested_epochs"] == pytest.approx(target["requested_epochs"], rel=1e-9)
