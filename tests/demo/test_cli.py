@@ -22,5 +22,7 @@ def test_demo_data_builds_then_reuses_the_cache(tmp_path, monkeypatch):
     assert "source web" in first.output and "source instruct" in first.output
     stamp = (tmp_path / "demo-data-v1" / "manifest.json").stat().st_mtime_ns
     second = CliRunner().invoke(app, ["data"])
-    assert second.exit_code == 0 and second.output == first.output
+    assert second.exit_code == 0 and second.stdout == first.stdout  # the same data, described the same way
+    assert "mixopt: building the demo data" in first.stderr and "built the demo data in" in first.stderr
+    assert "building" not in second.stderr  # the cache is reused: no build, and none announced
     assert (tmp_path / "demo-data-v1" / "manifest.json").stat().st_mtime_ns == stamp
