@@ -55,7 +55,8 @@ def run_controllers(config: Path, storage: str, count: int) -> None:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
         assert b"s3cret-pw" not in out + err, "the storage password leaked into the output"
-        assert b"***@" in err  # the URL is printed, masked
+        if "@" in storage:
+            assert b"***@" in err  # the URL is printed, masked
 
 
 def check_exact(tmp_path: Path, storage: str, n_trials: int) -> None:
