@@ -18,8 +18,10 @@ WIDE = 100_000  # columns when there is no terminal: rich never wraps a line
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A console that soft-wraps on a terminal and never wraps without one."""
-    return Console(stderr=stderr, soft_wrap=True)
+    """A console that soft-wraps on a terminal and never wraps without one (tables too: rich caps a table at
+    the console's width, 80 columns when there is no terminal)."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    return console if console.is_terminal else Console(stderr=stderr, soft_wrap=True, width=WIDE)
 
 
 def width_for(console: Console) -> int | None:

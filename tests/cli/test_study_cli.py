@@ -87,6 +87,8 @@ def test_without_a_terminal_progress_is_plain_lines_and_nothing_is_wrapped(finis
     assert all("eta " in line for line in lines[1:-1])  # an estimate once one trial has finished
     exported = f"exported the recommended mixture to {folder / 'exports' / 'synthetic.yaml'}"
     assert len(exported) > 80 and exported in result.stdout.splitlines()  # one line, however long
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows and not [row for row in rows if row.split("│")[1].strip() == ""]  # no row of the front wrapped
     header = [line for line in result.stdout.splitlines() if line.startswith("recommended mixture (")]
     assert len(header) == 1 and "predicted" in result.stdout.splitlines()[result.stdout.splitlines().index(header[0]) + 1]
 
@@ -404,3 +406,15 @@ def test_a_report_that_cannot_be_written_warns_but_a_report_bug_fails(tmp_path, 
     monkeypatch.setattr(mixopt.report, "write_report", buggy)
     with pytest.raises(KeyError):
         cli_study.write_study_report(study)
+
+
+@pytest.mark.slow
+def test_without_a_terminal_tables_are_not_wrapped_at_80_columns(finished_study):
+    folder, _, _, _ = finished_study
+    env = {k: v for k, v in command_env().items() if k != "COLUMNS"}  # rich's default without a terminal: 80
+    result = subprocess.run([sys.executable, "-m", "mixopt.cli", "study", "status", str(folder / "study.yaml")],
+                            cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows and not [row for row in rows if row.split("│")[1].strip() == ""]  # no row of the front wrapped
+    assert max(len(row) for row in rows) > 80
