@@ -64,8 +64,9 @@ class ReportContent:
     trust: list[str] = field(default_factory=list)  # promotion checks and decision accuracy, one line each
 
 
-def build_report(study: Study, seed: int = 0) -> ReportContent:
-    """Every figure of the report of ``study``, built from its storage."""
+def build_report(study: Study, seed: int = 0, recommendation: Recommendation | None = None) -> ReportContent:
+    """Every figure of the report of ``study``, built from its storage (``recommendation``: the study's, when
+    the caller has it already; else it is computed)."""
     config = study.config
     names, directions, sources = [o.name for o in config.objectives], list(config.directions), study.space.names
     fidelity = config.search_fidelity.name
@@ -81,7 +82,7 @@ def build_report(study: Study, seed: int = 0) -> ReportContent:
     content.figures["mixopt-front"] = front_figure(trials, names, directions, sources, predicted)
     if len(names) >= 3:
         content.figures["mixopt-front-pairs"] = pairs_figure(trials, names, directions, sources, predicted)
-    content.picks = _picks(study, trials, content.notes)
+    content.picks = _picks(study, trials, content.notes, recommendation)
     on_front = np.flatnonzero(pareto.non_dominated(trials.values, directions))
     content.figures["mixopt-composition"] = _composition(trials, on_front, content.picks, names, sources)
     at = np.unique(np.linspace(0, len(trials) - 1, min(HISTORY_POINTS, len(trials))).astype(int))
@@ -149,12 +150,11 @@ def _parity(study: Study, runs: Observations, seed: int,
     return parity
 
 
-def _picks(study: Study, trials: Observations, notes: list[str]) -> list[Pick]:
+def _picks(study: Study, trials: Observations, notes: list[str], recommendation: Recommendation | None) -> list[Pick]:
     """The suggested mixtures of ``study`` (:func:`suggested_picks`); what could not be suggested becomes a note."""
     config = study.config
-    recommendation = None
     try:
-        recommendation = recommend_study(study)
+        recommendation = recommendation or recommend_study(study)
     except Exception as exc:  # as for the surrogate: a model that cannot fit degrades the report only
         notes.append(f"no recommendation ({type(exc).__name__}: {exc})")
     export_fidelity = config.fidelities[-1].name
@@ -262,7 +262,7 @@ def render_html(content: ReportContent, script: str = "plotly.min.js") -> str:
 
 
 def write_report(study: Study, path: str | Path, png: bool = False, attach: bool = True,
-                 open_browser: bool = False) -> list[Path]:
+                 open_browser: bool = False, recommendation: Recommendation | None = None) -> list[Path]:
     """Write the report of ``study`` to ``path`` (HTML) with ``plotly.min.js`` beside it; with ``png``,
     one PNG per figure beside it (skipped with a note in the report when no Chromium is installed); with
     ``attach``, the figures are saved in the study for optuna-dashboard. Returns the written paths."""
@@ -272,7 +272,7 @@ def write_report(study: Study, path: str | Path, png: bool = False, attach: bool
             path.parent.mkdir(parents=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the report folder {path.parent}: {exc.strerror}") from None
-    content = build_report(study)
+    content = build_report(study, recommendation=recommendation)
     written = [_write_plotlyjs(path.parent)]
     if png and content.figures:
         written += _write_pngs(content, path)

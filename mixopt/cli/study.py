@@ -83,7 +83,7 @@ def run(
         print_recommendation(study, outcome.recommendation)
     out.print(f"exported the recommended mixture to {outcome.exported}")
     if report:
-        write_study_report(study)
+        write_study_report(study, outcome.recommendation)
 
 
 def print_promoted(study: Study, promoted) -> None:
@@ -131,7 +131,7 @@ def print_reuse(report) -> None:
     out.print("\n".join(report.summary()), markup=False, highlight=False)
 
 
-def write_study_report(study: Study) -> None:
+def write_study_report(study: Study, recommendation=None) -> None:
     """The HTML report beside the config, written last (the runs are stored and the mixture exported by
     then). A folder that cannot be written is a warning; any other failure is a bug and fails the command."""
     from mixopt.report import write_report
@@ -139,7 +139,7 @@ def write_study_report(study: Study) -> None:
     path = study.config.directory / "report" / f"{study.name}.html"
     try:
         with console.status("writing the report"):
-            write_report(study, path)
+            write_report(study, path, recommendation=recommendation)
         out.print(f"report: {path}")
     except (OSError, ConfigError) as exc:
         console.print(f"[yellow]no report:[/] {exc} (write it elsewhere with `mixopt study report -o PATH`)")
