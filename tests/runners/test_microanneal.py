@@ -33,10 +33,8 @@ def prose_doc(rng: random.Random) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny checkpoint and two very different sources (arithmetic lines, prose), as jsonl files."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from mixopt.demo.base import train_tokenizer
+    from study_helpers import tiny_base_model
 
     root = tmp_path_factory.mktemp("micro")
     rng = random.Random(0)
@@ -46,14 +44,7 @@ def world(tmp_path_factory):
         paths[name] = root / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     tokenizer = train_tokenizer(docs["arith"][:50] + docs["prose"][:50], vocab_size=400)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model_dir = root / "base"
-    LlamaForCausalLM(config).save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
+    model_dir = tiny_base_model(tokenizer, root / "base")
     return {"root": root, "model": str(model_dir), "paths": paths, "tokenizer": tokenizer}
 
 

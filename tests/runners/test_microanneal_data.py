@@ -39,10 +39,8 @@ def sums(rng: random.Random) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny checkpoint, its tokenizer, and two sources as text (jsonl) and as token ids (int32 streams)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from mixopt.demo.base import train_tokenizer
+    from study_helpers import tiny_base_model
 
     root = tmp_path_factory.mktemp("tokens")
     rng = random.Random(0)
@@ -53,14 +51,7 @@ def world(tmp_path_factory):
         texts[name] = root / f"{name}.jsonl"
         texts[name].write_text("".join(json.dumps({"text": t}) + "\n" for t in items))
         streams[name] = np.concatenate(list(data.tokenize_documents(iter(items), tokenizer)))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = root / "base"
-    LlamaForCausalLM(config).save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    model = tiny_base_model(tokenizer, root / "base")
     return {"root": root, "model": str(model), "tokenizer": tokenizer, "texts": texts, "streams": streams}
 
 
