@@ -28,15 +28,26 @@ DIRECTIONS = ("minimize", "maximize")
 
 @dataclass(frozen=True)
 class SourceConfig:
+    """One data source: how many tokens it holds, the bounds on its weight, and where its data lives."""
+
     name: str
+    """The source's name: a trial parameter and an export's source name."""
     tokens: float | None = None
+    """Tokens the source holds; with ``max_repetition`` it caps the weight at a fidelity's budget."""
     min_weight: float = 0.0
+    """Lowest share of the mixture's tokens, in [0, 1]."""
     max_weight: float = 1.0
+    """Highest share of the mixture's tokens, in [0, 1]."""
     max_repetition: float | None = None
+    """Epochs allowed: ``weight x fidelity tokens <= max_repetition x tokens`` (None: no cap)."""
     fixed_weight: float | None = None
+    """A weight the searcher never moves (None: searched)."""
     paths: list[str] = field(default_factory=list)
-    token_dtype: str | None = None  # raw token files' dtype (uint16, uint32); .npy files with a header name their own
-    eos_token_id: int | None = None  # the id separating the token files' documents (None: the tokenizer's)
+    """Files, folders or globs of the source's data (jsonl, parquet, text, save_to_disk folders, token files)."""
+    token_dtype: str | None = None
+    """Raw token files' dtype (uint16, uint32, int32, int64); ``.npy`` files with a header name their own."""
+    eos_token_id: int | None = None
+    """The id separating the token files' documents (None: the model tokenizer's end-of-text id)."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,13 @@ class ConstraintConfig:
     """A group constraint: ``min <= sum of the sources' weights <= max``."""
 
     name: str
+    """The group's name (in error messages and the report)."""
     sources: list[str]
+    """The sources whose weights are summed."""
     min: float = 0.0
+    """Lowest total weight of the group, e.g. an anchor (replay) floor."""
     max: float = 1.0
+    """Highest total weight of the group."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +71,13 @@ class ObjectiveConfig:
     models each part (History.parts)."""
 
     name: str
+    """The objective's name: the Optuna metric name, and what ``pick`` rules such as ``best:NAME`` refer to."""
     metric: str
+    """The metric the runner reports (or the mean of ``parts``)."""
     direction: str = "minimize"
+    """``minimize`` (losses, bits per byte) or ``maximize`` (accuracies)."""
     parts: list[str] = field(default_factory=list)
+    """Two or more reported metrics whose mean is ``metric``, modelled one by one (empty: none)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +88,13 @@ class FidelityConfig:
     here as at the target (and the repetition caps are the target's)."""
 
     name: str
+    """The fidelity's name (a trial's ``fidelity`` attribute)."""
     tokens: float
+    """Training tokens of one run at this fidelity; the repetition caps are taken at this budget."""
     model: str | None = None
+    """The base checkpoint (a local transformers folder) runs start from (None: the runner's default)."""
     match_repetition: str | None = None
+    """A larger fidelity whose epochs per source this one reproduces by subsampling each source's pool."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,10 @@ class ComponentConfig:
     """A searcher, runner, surrogate or executor chosen by registered name, with its options."""
 
     name: str
+    """A registered name (e.g. ``botorch``, ``synthetic``, ``local``) or ``module:Class``; a bare string means
+    the name with no options."""
     options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the component's constructor."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +113,13 @@ class ScreeningConfig:
     """Source screening: each candidate at ``share`` on top of the ``anchor`` mixture, against the anchor alone."""
 
     anchor: dict[str, float]
+    """The baseline mixture, ``{source: weight}`` summing to 1."""
     candidates: list[str] = field(default_factory=list)
+    """Sources to screen (empty: every source outside the anchor)."""
     share: float = 0.2
+    """Each candidate's weight on top of the anchor, in (0, 1); the anchor keeps the rest."""
     replicates: int = 2
+    """Runs per arm (seeds), for standard errors of the lifts."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +131,9 @@ class PromoteConfig(Gates):
     only within this total-variation distance of the best quarter of the measured runs."""
 
     local_batch: int | None = None
+    """Microanneals around a candidate that fails a gate (None: ``batch_size``)."""
     within: float | None = None
+    """Largest total-variation distance of a candidate to the best quarter of the measured runs (None: any)."""
 
 
 @dataclass(frozen=True)
@@ -118,45 +150,75 @@ class ReuseConfig:
     """
 
     study: str | None = None
+    """The old study's config file, relative to this config's folder."""
     storage: str | None = None
+    """The old study's storage URL (instead of, or overriding, its config's)."""
     study_name: str | None = None
+    """The old study's name (instead of, or overriding, its config's)."""
     map: dict[str, Any] = field(default_factory=dict)
+    """Old source -> a new source, a list of new sources (split by tokens) or ``{new: share}``."""
     drop_unmapped_above: float = 0.0
+    """Skip a trial whose weight on old sources with no counterpart exceeds this; up to it, renormalize."""
     max_projection: float = 0.05
+    """Largest L1 distance a mapped mixture may move to meet the new constraints (farther: skipped)."""
 
 
 @dataclass(frozen=True)
 class StudyConfig:
+    """A whole study: the mixture space (sources, constraints), what to measure (objectives, fidelities),
+    the components (searcher, runner, executor, surrogate) and the schedule (trials, rounds, merges)."""
+
     name: str
+    """The study's name in its storage; also names its runs/, exports/ and report/ files."""
     sources: list[SourceConfig]
+    """The data sources whose weights make the mixture."""
     objectives: list[ObjectiveConfig]
+    """What to optimize: one Optuna objective each, in this order."""
     fidelities: list[FidelityConfig]
+    """Kinds of run, cheapest first: the first is searched (microanneals), the last is the integration run."""
     runner: ComponentConfig
+    """What measures a mixture: ``synthetic``, ``table``, ``microanneal``, ``command`` or ``module:Class``."""
     constraints: list[ConstraintConfig] = field(default_factory=list)
+    """Bounds on the total weight of groups of sources."""
     searcher: ComponentConfig = field(default_factory=lambda: ComponentConfig("botorch"))
+    """What proposes mixtures: ``botorch``, ``optuna-tpe``, ``optuna-gp``, ``optuna-nsga2``, ``random``."""
     executor: ComponentConfig = field(default_factory=lambda: ComponentConfig("local"))
+    """Where runs go: ``local`` (process pool), ``serial``, ``ray``, ``slurm``."""
     storage: str | None = None
+    """Optuna storage URL (None: SQLite ``study.db`` beside the config)."""
     batch_size: int = 4
+    """Mixtures proposed at once (and runs in flight)."""
     n_trials: int = 20
+    """Completed trials at the search fidelity to reach."""
     seed: int = 0
+    """Seeds numpy's SeedSequence; every batch is drawn from its stream at the trial count."""
     granularity: float = 1e-4
+    """Exported weights are multiples of this and sum to exactly 1, in (0, 0.1]."""
     max_failures: int | None = None
+    """Failed trials after which the run stops (None: ``max(n_trials, 3)``)."""
     screening: ScreeningConfig | None = None
-    # Integration rounds (OLMo 3's second loop): each round runs n_trials / rounds microanneals, refits the
-    # surrogate, and promotes the mixture picked from the predicted front (rule: knee, best:OBJ,
-    # chebyshev:w1,...) to an integration run at the last fidelity. ``baseline`` + ``epsilon`` bound
-    # regressions for best:OBJ (``pick`` also chooses the trial exported at the end of a run). ``surrogate`` is the regressor fitted per objective (fidelity as a feature).
+    """Source screening for ``mixopt screen`` (None: no screening)."""
     rounds: int | None = None
+    """Integration rounds (OLMo 3's second loop): each runs ``n_trials / rounds`` microanneals, refits the
+    surrogate and promotes the ``pick`` of the predicted front to a run at the last fidelity (None: search only)."""
     surrogate: ComponentConfig = field(default_factory=lambda: ComponentConfig(DEFAULT_SURROGATE))
+    """The regressor fitted per objective (fidelity as a feature) for the report and the rounds."""
     pick: str = "knee"
+    """The rule that picks from a front: ``knee``, ``best:OBJECTIVE`` or ``chebyshev:w1,w2,...``."""
     baseline: dict[str, float] | None = None
+    """A reference mixture ``{source: weight}``: ``best:`` picks and the recommendation may be worse than it by
+    at most ``epsilon`` on any objective (None: no such bound)."""
     epsilon: float = 0.0
-    # After the last round, run the recommended mixture with this many seeds at the integration fidelity,
-    # keep their checkpoints, average them (mixopt.merge) and evaluate the merge (OLMo 3 merged two seeds).
+    """Allowed regression against ``baseline``, in the objectives' units."""
     merge_seeds: int | None = None
+    """After the last round, run the recommended mixture with this many seeds at the integration fidelity and
+    average their checkpoints (``mixopt.merge``); needs ``rounds`` (None: no merge)."""
     promote: PromoteConfig = field(default_factory=PromoteConfig)
+    """What a round checks before its integration run."""
     reuse: ReuseConfig | None = None
+    """Warm start from an earlier study whose sources may differ (None: none)."""
     description: str = ""
+    """Free text shown with the study."""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
     directory: Path = field(default=Path("."), compare=False, metadata={"internal": True})
     # Spaces by token budget, built on first use (each replace() of the config starts a fresh cache).

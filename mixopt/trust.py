@@ -101,10 +101,14 @@ def objective_checks(name: str, measured: np.ndarray, mean: np.ndarray, sd: np.n
 class Gates:
     """Limits a candidate must meet before its integration run (None: not checked)."""
 
-    max_distance: float | None = None  # TV distance from the candidate to the nearest measured run
-    min_rank_corr: float | None = None  # out-of-fold Spearman of every objective's model
-    max_movement: float | None = None  # TV distance the candidate moves between refits on 50/75/100% of runs
-    min_coverage_80: float | None = None  # share of runs inside every model's 80% interval
+    max_distance: float | None = None
+    """Largest total-variation distance from the candidate to the nearest measured run."""
+    min_rank_corr: float | None = None
+    """Lowest out-of-fold Spearman rank correlation of every objective's model."""
+    max_movement: float | None = None
+    """Largest total-variation distance the candidate moves between refits on 50/75/100% of the runs."""
+    min_coverage_80: float | None = None
+    """Lowest share of runs inside every model's 80% interval."""
 
 
 @dataclass(frozen=True)
