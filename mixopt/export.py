@@ -2,6 +2,9 @@
 
 Weights are written as decimals on the study's grid (e.g. 4 places for a granularity of 1e-4) whose
 sum is exactly 1; provenance goes in a header comment so strict readers still load the file.
+A structured dialect is written only when its reader would accept it: OLMo-core's ``SourceMixtureConfig``
+and olmo-cookbook's source list refuse a source with weight > 0 and no ``paths``. Such an export is refused
+(:class:`IncompleteExport`) unless ``allow_incomplete``, which writes it with a warning as its first line.
 Files are written atomically: a reader sees the old file or the whole new one, never a part.
 """
 
@@ -29,6 +32,22 @@ DIALECT_KEYS = {
     "olmo-core": ("source_name", "max_repetition_ratio", "max_source_fraction", ("source_list", "sources"), "requested_tokens"),
     "olmo-cookbook": ("name", "repetition_factor", "max_source_ratio", ("dataset", "sources"), "max_tokens"),
 }
+READERS = {"olmo-core": "OLMo-core's SourceMixtureConfig", "olmo-cookbook": "olmo-cookbook"}
+
+
+class IncompleteExport(ConfigError):
+    """A structured export that its reader would refuse: ``sources`` (weight > 0) have no paths."""
+
+    def __init__(self, dialect: str, sources: Sequence[str]) -> None:
+        self.dialect, self.sources = dialect, tuple(sources)
+        super().__init__(f"{dialect} export refused: {missing_paths_text(dialect, self.sources)}: set sources[].paths "
+                         "in the config, export --format plain, or pass --allow-incomplete to write it with a warning")
+
+
+def missing_paths_text(dialect: str, sources: Sequence[str]) -> str:
+    """The words for sources with weight > 0 and no paths, which ``dialect``'s reader refuses."""
+    return (f"source{'s' if len(sources) > 1 else ''} {', '.join(sources)} ha{'ve' if len(sources) > 1 else 's'} "
+            f"weight > 0 and no paths, which {READERS[dialect]} refuses (paths must not be empty)")
 
 
 def grid_decimals(weights: np.ndarray, granularity: float) -> list[float]:
@@ -46,8 +65,11 @@ def render(
     dialect: str = "olmo-core",
     granularity: float = 1e-4,
     provenance: dict[str, Any] | None = None,
+    allow_incomplete: bool = False,
 ) -> str:
-    """The YAML text of one mixture ``(K,)`` in ``dialect``, with a provenance header."""
+    """The YAML text of one mixture ``(K,)`` in ``dialect``, with a provenance header. A structured dialect
+    whose reader would refuse it (sources with weight > 0 and no paths) raises ``IncompleteExport``, or with
+    ``allow_incomplete`` is written with a ``# WARNING`` line first."""
     if dialect not in DIALECTS:
         raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(DIALECTS)}")
     weights = np.asarray(weights, dtype=float)
@@ -72,8 +94,14 @@ def render(
         body = {outer: {inner: sources}}
         if budget:
             body[budget_key] = budget
+    missing = [s.name for s, r in zip(space.sources, ratios, strict=True) if r > 0 and not s.paths]
+    warning = ""
+    if dialect in READERS and missing:
+        if not allow_incomplete:
+            raise IncompleteExport(dialect, missing)
+        warning = f"# WARNING: incomplete, not loadable as it is: {missing_paths_text(dialect, missing)}; fill them in\n"
     header = {"mixopt_version": mixopt.__version__, "dialect": dialect, **(provenance or {})}
-    comment = "".join(f"# {key}: {value}\n" for key, value in header.items())
+    comment = warning + "".join(f"# {key}: {value}\n" for key, value in header.items())
     return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
 
 

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 RECOMMENDED = "recommended"  # the --pick that exports the model's recommendation (the default)
 
 
-def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity: str | None = None) -> str:
-    """The YAML of trial ``number``'s mixture under the caps of ``fidelity``'s budget (default: the last)."""
+def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity: str | None = None,
+                 allow_incomplete: bool = False) -> str:
+    """The YAML of trial ``number``'s mixture under the caps of ``fidelity``'s budget (default: the last);
+    ``allow_incomplete``: written with a warning where the dialect's reader would refuse it (else refused)."""
     trials = {t.number: t for t in study.trials()}
     if number not in trials or not trials[number].params:
         raise ConfigError(f"study '{study.name}' has no trial {number} with a mixture")
@@ -28,11 +30,11 @@ def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity
     space = config.space(fidelity or config.fidelities[-1].name)
     values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else None
     provenance = trial_provenance(study.name, number, trial.user_attrs.get(Attr.FIDELITY), values, space)
-    return render(space, study.weights_of(trial), dialect, config.granularity, provenance)
+    return render(space, study.weights_of(trial), dialect, config.granularity, provenance, allow_incomplete)
 
 
 def export_recommendation(study: Study, recommendation: Recommendation, dialect: str = "olmo-core",
-                          fidelity: str | None = None) -> str:
+                          fidelity: str | None = None, allow_incomplete: bool = False) -> str:
     """The YAML of the study's recommended mixture under the caps of ``fidelity``'s budget (default: the
     last), with its predicted values and nearest measured trial as provenance."""
     config = study.config
@@ -50,11 +52,11 @@ def export_recommendation(study: Study, recommendation: Recommendation, dialect:
         f"{recommendation.nearest_trial} (total-variation distance {recommendation.distance:.3f})",
         **budget_provenance(space),
     }
-    return render(space, recommendation.weights, dialect, config.granularity, provenance)
+    return render(space, recommendation.weights, dialect, config.granularity, provenance, allow_incomplete)
 
 
 def export_choice(study: Study, trial: int | None = None, pick: str | None = None, dialect: str = "olmo-core",
-                  fidelity: str | None = None) -> tuple[str, str]:
+                  fidelity: str | None = None, allow_incomplete: bool = False) -> tuple[str, str]:
     """The YAML ``mixopt study export`` writes, and what it holds (for the message): trial ``trial``, the
     measured trial that rule ``pick`` chooses, or (neither given, or ``pick`` "recommended") the study's
     recommendation, under the caps of ``fidelity``'s budget (default: the last)."""
@@ -63,9 +65,10 @@ def export_choice(study: Study, trial: int | None = None, pick: str | None = Non
     if trial is not None and pick is not None:
         raise ConfigError("give at most one of --trial N or --pick recommended|knee|best:OBJECTIVE|chebyshev:w1,w2,...")
     if trial is None and pick in (None, RECOMMENDED):
-        return export_recommendation(study, recommend_study(study, fidelity), dialect, fidelity), "the recommended mixture"
+        recommendation = recommend_study(study, fidelity)
+        return export_recommendation(study, recommendation, dialect, fidelity, allow_incomplete), "the recommended mixture"
     number = trial if trial is not None else pick_measured(study, str(pick), export_fidelity=fidelity)
-    return export_trial(study, number, dialect, fidelity), f"trial {number}"
+    return export_trial(study, number, dialect, fidelity, allow_incomplete), f"trial {number}"
 
 
 def exports_path(study: Study) -> Path:

@@ -76,6 +76,7 @@ class CommandRunner(Runner):
         export.write_atomic(files["mixture"], export.render(
             space, space.from_dict(spec.mixture), self.format, spec.granularity,
             export.trial_provenance(spec.study, spec.trial, spec.fidelity, None, space),
+            allow_incomplete=True,  # the training program may know sources by name: a warning header, not a failed run
         ))
         export.write_atomic(files["spec"], json.dumps({
             "trial": spec.trial, "mixture": spec.mixture, "fidelity": spec.fidelity, "tokens": spec.tokens,

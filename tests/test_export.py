@@ -11,7 +11,7 @@ import yaml
 
 import mixopt
 from mixopt.errors import ConfigError
-from mixopt.export import DIALECTS, grid_decimals, render, write_atomic
+from mixopt.export import DIALECTS, IncompleteExport, grid_decimals, render, write_atomic
 from mixopt.space import Group, MixtureSpace, Source
 
 
@@ -28,7 +28,7 @@ def written_ratios(text: str, dialect: str) -> dict[str, Decimal]:
 def assert_exports_hold(space: MixtureSpace, weights: np.ndarray, granularity: float = 1e-4) -> None:
     """Render ``weights`` in every dialect and check the file against every constraint of ``space``."""
     for dialect in DIALECTS:
-        text = render(space, weights, dialect, granularity, provenance={"study": "t", "trial": 3})
+        text = render(space, weights, dialect, granularity, provenance={"study": "t", "trial": 3}, allow_incomplete=True)
         assert isinstance(yaml.safe_load(text), dict)
         ratios = written_ratios(text, dialect)
         assert list(ratios) == list(space.names)
@@ -105,7 +105,8 @@ def test_all_constraints_together_on_the_synthetic_space():
 
 def test_dialects_carry_caps_budget_paths_and_a_provenance_header():
     space = MixtureSpace(
-        (Source("web", paths=("s3://web/*.npy",)), Source("math", tokens=1e9, max_repetition=4)), token_budget=1e10
+        (Source("web", paths=("s3://web/*.npy",)), Source("math", tokens=1e9, max_repetition=4, paths=("s3://math/*.npy",))),
+        token_budget=1e10,
     )
     w = np.array([0.7, 0.3])
     core = render(space, w, "olmo-core", provenance={"study": "s", "trial": 7})
@@ -143,3 +144,26 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temporaries(tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == ["mix.yaml"]
     with pytest.raises(ConfigError, match="folder .* does not exist"):
         write_atomic(tmp_path / "missing" / "mix.yaml", "x")
+
+
+# -- what the readers require ------------------------------------------------------------------------------
+def test_a_structured_export_its_reader_would_refuse_names_the_sources_and_the_fix():
+    """OLMo-core's SourceMixtureConfig (and olmo-cookbook) refuse a source with weight > 0 and empty paths."""
+    space = MixtureSpace((Source("web", paths=("s3://web/*.npy",)), Source("code"), Source("math"), Source("qa")))
+    w = np.array([0.5, 0.3, 0.2, 0.0])  # qa has no paths either, but weight 0: the reader needs none
+    for dialect in ("olmo-core", "olmo-cookbook"):
+        with pytest.raises(IncompleteExport) as refused:
+            render(space, w, dialect)
+        message = str(refused.value)
+        assert "\n" not in message and refused.value.sources == ("code", "math")
+        assert message.startswith(f"{dialect} export refused: sources code, math have weight > 0 and no paths")
+        assert "set sources[].paths" in message and "--allow-incomplete" in message
+        text = render(space, w, dialect, allow_incomplete=True)
+        first, second = text.split("\n")[:2]
+        assert first.startswith("# WARNING: incomplete, not loadable as it is: sources code, math have weight > 0")
+        assert second == f"# mixopt_version: {mixopt.__version__}"
+        sources = yaml.safe_load(text)["source_list" if dialect == "olmo-core" else "dataset"]["sources"]
+        assert [s["paths"] for s in sources] == [["s3://web/*.npy"], [], [], []]
+    assert not render(space, w, "plain").startswith("# WARNING")  # plain names no paths: nothing to refuse
+    complete = MixtureSpace((Source("web", paths=("a",)), Source("code", paths=("b",)), Source("qa")))
+    assert "WARNING" not in render(complete, np.array([0.6, 0.4, 0.0]), "olmo-core")

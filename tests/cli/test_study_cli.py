@@ -120,7 +120,8 @@ def test_status_and_exports_of_the_finished_study(finished_study):
     commands = {"status": start_mixopt("study", "status", "study.yaml", "-f", "json", cwd=folder)}
     for dialect in ("olmo-core", "olmo-cookbook", "plain"):
         commands[dialect] = start_mixopt(
-            "study", "export", "study.yaml", "--pick", "best:code", "--format", dialect, "-o", f"{dialect}.yaml", cwd=folder
+            "study", "export", "study.yaml", "--pick", "best:code", "--format", dialect, "--allow-incomplete",
+            "-o", f"{dialect}.yaml", cwd=folder
         )
     results = {name: finish(process) for name, process in commands.items()}
     for name, result in results.items():
@@ -161,7 +162,7 @@ def test_export_without_a_pick_is_the_recommendation(finished_study):
 
     folder, run_result = finished_study[0], finished_study[1]
     assert "recommended mixture (" in run_result.stdout and "nearest measured run: trial" in run_result.stdout
-    result = run_mixopt("study", "export", "study.yaml", "-o", "recommended.yaml", cwd=folder)
+    result = run_mixopt("study", "export", "study.yaml", "--allow-incomplete", "-o", "recommended.yaml", cwd=folder)
     assert result.returncode == 0, result.stderr
     text = (folder / "recommended.yaml").read_text()
     assert "# recommended_by: GaussianProcess per objective, pick knee" in text and "# nearest_trial: " in text

@@ -115,12 +115,12 @@ def test_export_into_an_unwritable_folder_is_one_line_and_changes_nothing(study,
     target = tmp_path / "out"
     target.mkdir()
     before = completed_trials(study)
-    result = mixopt_with(kind, target, "study", "export", study, "--trial", "0", "-o", target / "mix.yaml")
+    result = mixopt_with(kind, target, "study", "export", study, "--trial", "0", "--allow-incomplete", "-o", target / "mix.yaml")
     line = assert_one_line_error(result, f"cannot write {target / 'mix.yaml'}", str(target), "or choose another path")
     assert any(r in line for r in reason), line
     assert not list(target.iterdir()) and "left in the folder" not in result.stderr
     assert completed_trials(study) == before
-    fixed = mixopt("study", "export", study, "--trial", "0", "-o", target / "mix.yaml")
+    fixed = mixopt("study", "export", study, "--trial", "0", "--allow-incomplete", "-o", target / "mix.yaml")
     assert fixed.returncode == 0, fixed.stderr
     sources = yaml.safe_load((target / "mix.yaml").read_text())["source_list"]["sources"]
     assert abs(sum(s["target_ratio"] for s in sources) - 1) < 1e-9
