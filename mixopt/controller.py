@@ -5,7 +5,9 @@
    (:func:`mixopt.loop.run_study`); both, and screening and seed merges, run their trials through one
    dispatch routine (:class:`mixopt.loop.Dispatch`);
 3. the mixture to train for real (the last round's integration run, or the model's recommendation,
-   :func:`mixopt.recommend.recommend_study`) exported beside the config.
+   :func:`mixopt.recommend.recommend_study`) exported beside the config (olmo-core). An export its reader
+   would refuse (sources with weight > 0 and no paths) does not fail the run: it is written with a warning
+   line in its header, and ``Outcome.incomplete`` names those sources.
 
 Everything is written to the study's storage as it is learned, so a run that stops resumes where it was.
 """
@@ -15,25 +17,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
-
-from mixopt import export, handoff
-from mixopt.loop import Progress, propose_batch, run_study
-from mixopt.recommend import Recommendation, recommend_study
-from mixopt.reuse import ReuseReport, apply_reuse, stored_report
-from mixopt.rounds import Promotion, run_rounds
+from mixopt.loop import Progress, propose_batch
 from mixopt.study import EXTERNAL, Study
+
+if TYPE_CHECKING:  # run() imports them: `mixopt study ask` needs none of the modelling stack (scikit-learn, ...)
+    import optuna
+
+    from mixopt.recommend import Recommendation
+    from mixopt.reuse import ReuseReport
+    from mixopt.rounds import Promotion
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What a run of a study ends with: the promoted integration run (with rounds) or the model's
-    recommendation (without), and the file the chosen mixture was exported to."""
+    recommendation (without), the file the chosen mixture was exported to, and the sources that export
+    lacks paths for (written with a warning header: OLMo-core refuses it until they are filled in)."""
 
     promotion: Promotion | None
     recommendation: Recommendation | None
     exported: Path
+    incomplete: tuple[str, ...] = ()
 
 
 def run(study: Study, n_trials: int | None = None, batch_size: int | None = None,
@@ -45,6 +51,12 @@ def run(study: Study, n_trials: int | None = None, batch_size: int | None = None
     ``on_progress`` hears of each finished trial; ``on_reuse(report, applied_now)`` of the reuse of an
     older study (applied by this call, or found applied by an earlier one); ``on_promotion(entry)`` of each
     round's candidate checks before its integration run (an entry of the study's promotion log)."""
+    from mixopt import export, handoff
+    from mixopt.loop import run_study
+    from mixopt.recommend import recommend_study
+    from mixopt.reuse import apply_reuse, stored_report
+    from mixopt.rounds import run_rounds
+
     config = study.config
     if config.reuse is not None:
         reused = apply_reuse(study)
@@ -54,13 +66,23 @@ def run(study: Study, n_trials: int | None = None, batch_size: int | None = None
     promotion, recommendation = None, None
     if config.rounds:
         promotion = run_rounds(study, on_progress=on_progress, on_promotion=on_promotion)
-        text = handoff.export_trial(study, promotion.trial)
     else:
         run_study(study, n_trials=n_trials or config.n_trials, batch_size=batch_size, on_progress=on_progress)
         recommendation = recommend_study(study)
-        text = handoff.export_recommendation(study, recommendation)
+
+    def render(allow_incomplete: bool) -> str:
+        if promotion is not None:
+            return handoff.export_trial(study, promotion.trial, allow_incomplete=allow_incomplete)
+        assert recommendation is not None
+        return handoff.export_recommendation(study, recommendation, allow_incomplete=allow_incomplete)
+
+    incomplete: tuple[str, ...] = ()
+    try:
+        text = render(False)
+    except export.IncompleteExport as exc:
+        text, incomplete = render(True), exc.sources
     path = export.write_atomic(handoff.exports_path(study), text)
-    return Outcome(promotion, recommendation, path)
+    return Outcome(promotion, recommendation, path, incomplete)
 
 
 def ask(study: Study, n: int) -> list[optuna.trial.Trial]:

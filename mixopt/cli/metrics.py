@@ -117,6 +117,9 @@ def print_table(signals: list[headroom.MetricSignal], suggested: list[headroom.M
 
 def _config_file(config: Path | None) -> Path:
     path = config or default_config_path()
+    if path is None:
+        raise ConfigError("--write needs a config file: the packaged default study is read-only "
+                          "(copy it with `mixopt init --example default` and pass its study.yaml)")
     return path / "study.yaml" if path.is_dir() else path
 
 

@@ -7,47 +7,58 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-import mixopt
-from mixopt import controller, handoff
-from mixopt import export as export_mod
-from mixopt.analysis import fidelity_agreement, observed_front, study_runs
 from mixopt.cli.progress import make_console, trial_progress, width_for
-from mixopt.config import load_config
 from mixopt.errors import ConfigError
-from mixopt.recommend import recommend_study
-from mixopt.study import EXTERNAL, Study, mask_url
-from mixopt.trials import Attr, Evaluation, StudyAttr
-from mixopt.trust import plain_json
+
+if TYPE_CHECKING:  # the rest of mixopt is imported by the commands that use it, so `mixopt --help` starts fast
+    from mixopt.config import StudyConfig
+    from mixopt.study import Study
+    from mixopt.trials import Evaluation
 
 app = typer.Typer(help="Run, inspect and export mixture studies.", no_args_is_help=True)
 console = make_console(stderr=True)
 out = make_console()
 
-ConfigArg = typer.Argument(None, help="study.yaml (or its folder); default: studies/default/study.yaml")
+ConfigArg = typer.Argument(None, help="study.yaml (or its folder); default: studies/default/study.yaml here, else the packaged default study")
 StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite beside the config)")
 NameOpt = typer.Option(None, "--study-name", help="study name (default: the config's name)")
 
 
-def default_config_path() -> Path:
-    """``studies/default/study.yaml`` in the current folder, else in the source checkout."""
-    for root in (Path.cwd(), Path(mixopt.__file__).resolve().parents[1]):
-        candidate = root / "studies" / "default" / "study.yaml"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("no CONFIG given and no studies/default/study.yaml here: pass a study.yaml")
+def default_config_path() -> Path | None:
+    """``studies/default/study.yaml`` in the current folder; None where there is none (the packaged one)."""
+    candidate = Path.cwd() / "studies" / "default" / "study.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def default_config() -> StudyConfig:
+    """The config of ``mixopt study ...`` without CONFIG: ``studies/default/study.yaml`` here, else the packaged
+    default study with the current folder as its directory (storage, runs, report and exports go here)."""
+    from mixopt.config import load_config, parse_config
+    from mixopt.examples import example_text
+
+    path = default_config_path()
+    if path is not None:
+        return load_config(path)
+    console.print(f"no studies/default/study.yaml here: the packaged default study, writing in {Path.cwd()} "
+                  "(copy it with `mixopt init --example default`)", markup=False, highlight=False)
+    return parse_config(example_text("default"), directory=Path.cwd())
 
 
 def open_study(config: Path | None, storage: str | None, study_name: str | None, create: bool) -> Study:
     """The study named by a config (created if ``create``) or by ``--storage`` and ``--study-name``."""
+    from mixopt.config import load_config
+    from mixopt.study import Study
+
     if config is None and storage is not None:
         if study_name is None:
             raise ConfigError("--storage without a CONFIG needs --study-name")
         return Study.load(storage, study_name)
-    cfg = load_config(config or default_config_path())
+    cfg = load_config(config) if config is not None else default_config()
     if create:
         return Study.open(cfg, storage, study_name)
     return Study.load(storage or cfg.storage_url, study_name or cfg.name)
@@ -66,6 +77,10 @@ def run(
 ) -> None:
     """Run (or resume) a study until it has its configured number of completed trials, then print the
     Pareto front, write the report and export the recommended mixture."""
+    from mixopt import controller
+    from mixopt.export import missing_paths_text
+    from mixopt.study import mask_url
+
     study = open_study(config, storage, study_name, create=True)
     cfg = study.config
     console.print(
@@ -82,6 +97,9 @@ def run(
     elif outcome.recommendation is not None:
         print_recommendation(study, outcome.recommendation)
     out.print(f"exported the recommended mixture to {outcome.exported}")
+    if outcome.incomplete:
+        console.print(f"[yellow]warning:[/] that export is incomplete: {missing_paths_text('olmo-core', outcome.incomplete)}; "
+                      "its header says so. Set sources[].paths and run `mixopt study export -o FILE`, or export --format plain")
     if report:
         write_study_report(study, outcome.recommendation)
 
@@ -147,6 +165,8 @@ def write_study_report(study: Study, recommendation=None) -> None:
 
 def print_front(study: Study, limit: int = 12) -> None:
     """A table of the observed Pareto front at the search fidelity."""
+    from mixopt.analysis import observed_front
+
     cfg = study.config
     done, front = observed_front(study)
     if not len(done):
@@ -174,7 +194,11 @@ def status(
     output_format: str = typer.Option("table", "-f", "--format", help="table or json"),
 ) -> None:
     """Counts of trials by state and fidelity, failures with their reasons, and the Pareto front."""
+    from mixopt.analysis import fidelity_agreement, study_runs
+    from mixopt.recommend import recommend_study
     from mixopt.rounds import merge_results
+    from mixopt.trials import StudyAttr
+    from mixopt.trust import plain_json
 
     study = open_study(config, storage, study_name, create=False)
     frame = study.frame()
@@ -230,6 +254,8 @@ def status(
 
 def _recommendation_json(study: Study) -> dict | None:
     """The recommendation as JSON-ready numbers, or None before any completed run."""
+    from mixopt.recommend import recommend_study
+
     if not study.n_complete(study.config.search_fidelity.name):
         return None
     r = recommend_study(study)
@@ -278,13 +304,18 @@ def export(
     dialect: str = typer.Option("olmo-core", "--format", help="olmo-core, olmo-cookbook or plain"),
     fidelity: str | None = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="write an olmo-core or olmo-cookbook file "
+                                          "its reader would refuse (sources with weight > 0 and no paths), with a warning in its header"),
 ) -> None:
     """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
     choice at the export budget); with --trial or --pick RULE, a measured trial."""
+    from mixopt import export as export_mod
+    from mixopt import handoff
+
     if dialect not in export_mod.DIALECTS:
         raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(export_mod.DIALECTS)}")
     study = open_study(config, storage, study_name, create=False)
-    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity)
+    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -301,6 +332,9 @@ def ask(
     output_format: str = typer.Option("json", "-f", "--format", help="json"),
 ) -> None:
     """Propose mixtures and hand them out as RUNNING trials, to be told with `mixopt study tell`."""
+    from mixopt import controller
+    from mixopt.trials import Attr
+
     if output_format != "json":
         raise ConfigError(f"unknown format '{output_format}': use json")
     study = open_study(config, storage, study_name, create=True)
@@ -346,6 +380,10 @@ def tell(
 
 
 def _evaluation_from_cli(study: Study, values: str | None, file: Path | None) -> Evaluation:
+    """The evaluation of ``--values`` (objective values in config order) or ``--file`` (JSON)."""
+    from mixopt.study import EXTERNAL
+    from mixopt.trials import Evaluation
+
     objectives = study.config.objectives
     if values is not None:
         try:
