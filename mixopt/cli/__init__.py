@@ -1,7 +1,8 @@
 """The ``mixopt`` command line. Exit codes: 0 ok, 2 bad input, 1 a run failed.
 
 Every command calls the public API only. Errors meant for the user (``MixoptError``) print one line
-on stderr with no traceback.
+on stderr with no traceback. Command modules import the heavy stack (optuna, torch, plotly, ...) inside the
+commands that use it, so ``mixopt --help``, ``study ask`` and ``study tell`` start fast.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import typer
 from rich.table import Table
 
 from mixopt.cli import bench, demo, metrics, report, study, surrogate
+from mixopt.cli import init as init_command
 from mixopt.cli.progress import make_console, width_for
 from mixopt.errors import MixoptError
 
@@ -28,6 +30,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(surrogate.app, name="surrogate")
 app.command("bench", **bench.COMMAND_SETTINGS)(bench.bench)
 app.command("metrics", epilog=metrics.EPILOG)(metrics.metrics)
+app.command("init", epilog=init_command.EPILOG)(init_command.init)
 
 
 @app.command(epilog="Example: mixopt screen studies/default/study.yaml --replicates 3")
