@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
 
 from mixopt.errors import ConfigError, InfeasibleSpaceError
 
@@ -262,17 +261,32 @@ class MixtureSpace:
                     f"group '{group.name}' allows at most {_fmt(group.max_weight)} but its sources ({members}) "
                     f"need at least {_fmt(M[g] @ self.lower)}: raise the group maximum or lower their bounds"
                 )
-        if self.groups:
-            A, b = self.linear_constraints()
-            result = linprog(
-                np.zeros(self.dim), A_ub=A, b_ub=b, A_eq=np.ones((1, self.dim)), b_eq=[1.0],
-                bounds=list(zip(self.lower, self.upper, strict=True)), method="highs",
+        if self.groups and not self._groups_hold():
+            names = ", ".join(f"'{g.name}'" for g in self.groups)
+            raise InfeasibleSpaceError(
+                f"the group constraints {names} cannot hold together with the source bounds: loosen one of them"
             )
-            if result.status != 0:
-                names = ", ".join(f"'{g.name}'" for g in self.groups)
-                raise InfeasibleSpaceError(
-                    f"the group constraints {names} cannot hold together with the source bounds: loosen one of them"
-                )
+
+    def _groups_hold(self) -> bool:
+        """Whether the groups hold together with the source bounds and the sum to 1. Disjoint groups (the usual
+        anchor groups) need no solver: each group's total ranges over ``[max(min, its sources' lower sum),
+        min(max, their upper sum)]`` and every source outside groups over its own
+        bounds, so a mixture exists iff the ranges' lows sum to at most 1 and their highs to at least 1.
+        Overlapping groups are an LP (scipy.optimize, slow to import: only here)."""
+        M = self.group_matrix()
+        if (M.sum(axis=0) <= 1).all():
+            g_lo, g_hi = self.group_bounds
+            alone = M.sum(axis=0) == 0
+            lows, highs = np.maximum(g_lo, M @ self.lower), np.minimum(g_hi, M @ self.upper)
+            low, high = lows.sum() + self.lower[alone].sum(), highs.sum() + self.upper[alone].sum()
+            return bool((lows <= highs + FEASIBILITY_TOL).all() and low <= 1 + FEASIBILITY_TOL
+                        and high >= 1 - FEASIBILITY_TOL)
+        from scipy.optimize import linprog
+
+        A, b = self.linear_constraints()
+        result = linprog(np.zeros(self.dim), A_ub=A, b_ub=b, A_eq=np.ones((1, self.dim)), b_eq=[1.0],
+                         bounds=list(zip(self.lower, self.upper, strict=True)), method="highs")
+        return bool(result.status == 0)
 
 
 def repetition_caps(sources: tuple[Source, ...], token_budget: float | None) -> np.ndarray:
@@ -343,6 +357,7 @@ def _slsqp_projection(
     x: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float, groups: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray
 ) -> np.ndarray:
     """Euclidean projection of ``x`` ``(k,)`` onto {sum w = total, bounds, groups} by SLSQP (best effort)."""
+    from scipy.optimize import minimize
     start = _project_box_simplex(x / total, lower / total, upper / total) * total if total > 0 else lower
     constraints = [
         {"type": "eq", "fun": lambda w: w.sum() - total, "jac": lambda w: np.ones_like(w)},
@@ -363,6 +378,7 @@ def _nearest_l1(
     x: np.ndarray, lower: np.ndarray, upper: np.ndarray, groups: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray
 ) -> np.ndarray:
     """The feasible mixture minimizing ``sum |w - x|``: an LP over ``(w, t)`` with ``t >= |w - x|``."""
+    from scipy.optimize import linprog
     k = len(x)
     eye = np.eye(k)
     zeros = np.zeros_like(groups)
@@ -383,6 +399,7 @@ def nearest_grid_point(
 ) -> np.ndarray | None:
     """Integers ``u`` in ``[lo, hi]`` summing to ``total`` with ``g_lo <= groups @ u <= g_hi`` that minimize
     ``sum |u - target|`` (a MILP solved by HiGHS), shape ``(K,)``; None when there are none."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
     k = len(target)
     eye = np.eye(k)
     zeros = np.zeros_like(groups)

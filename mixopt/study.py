@@ -20,11 +20,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-import pandas as pd
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
@@ -35,8 +34,12 @@ from mixopt.config import StudyConfig, check_study_name, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
 from mixopt.objectives import objective_parts, objective_values
-from mixopt.tables import RunTable, target_values
 from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr
+
+if TYPE_CHECKING:  # pandas is imported where it is used: `mixopt study tell` never needs it
+    import pandas as pd
+
+    from mixopt.tables import RunTable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -234,7 +237,7 @@ class Study:
         at once: controllers sharing a study take trials under a lock, so together they stop exactly there.
         """
         started: list[optuna.trial.Trial] = []
-        with self._claim_lock():
+        with self.claim_lock():
             if limit is not None:
                 fidelity = self.config.search_fidelity.name
                 busy = sum(1 for t in self.trials((TrialState.COMPLETE, TrialState.RUNNING)) if _counted(t, fidelity))
@@ -254,7 +257,7 @@ class Study:
         return started
 
     @contextlib.contextmanager
-    def _claim_lock(self):
+    def claim_lock(self):
         """Serialize trial claims across controllers: a PostgreSQL advisory lock, or a file lock for SQLite."""
         engine = storage_engine(study_storage(self.optuna))
         if engine is not None and engine.dialect.name == "postgresql":
@@ -328,6 +331,8 @@ class Study:
         """:meth:`import_runs` of a run table (``mixopt.tables.read_run_table``) whose weight columns must be
         this study's sources and whose metrics hold each objective's metric; ``where`` names the ratios
         and metrics files in errors."""
+        from mixopt.tables import target_values
+
         missing = [s for s in self.space.names if s not in table.weights.columns]
         extra = [c for c in table.weights.columns if c not in self.space.names]
         if missing or extra:
@@ -440,6 +445,8 @@ class Study:
     def frame(self) -> pd.DataFrame:
         """One row per trial: number, state, fidelity, weights (``w:<source>``), objective values (by name),
         metrics (``metric:<name>``), seconds and the failure reason."""
+        import pandas as pd
+
         rows = []
         for t in self.trials():
             row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "fidelity": t.user_attrs.get(Attr.FIDELITY)}

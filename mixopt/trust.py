@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm, spearmanr
 
 BEST_SHARE = 0.2  # the model's best fifth of the runs is where optimism is measured
 INTERVALS = (0.8, 0.95)  # central predictive intervals whose coverage is reported
@@ -52,6 +51,8 @@ def optimism(measured: np.ndarray, predicted: np.ndarray, direction: str, share:
 def calibration(measured: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> tuple[float, list[float]]:
     """(slope of ``measured`` on ``mean``, coverage of each of :data:`INTERVALS`) for ``(n,)`` arrays; the
     slope is NaN when the predictions do not vary."""
+    from scipy.stats import norm  # imported here: the config reads this module, and scipy.stats is slow to import
+
     spread = np.var(mean)
     slope = float(np.cov(mean, measured, bias=True)[0, 1] / spread) if spread > 0 else float("nan")
     z = np.abs(measured - mean) / np.maximum(sd, 1e-300)
@@ -91,6 +92,8 @@ def objective_checks(name: str, measured: np.ndarray, mean: np.ndarray, sd: np.n
     """The checks of one objective from measured values and out-of-fold predicted means and sds ``(n,)``."""
     regret_1, rank_1 = top_k_regret(measured, mean, direction, 1)
     regret_5, _ = top_k_regret(measured, mean, direction, 5)
+    from scipy.stats import spearmanr
+
     slope, (cover_80, cover_95) = calibration(measured, mean, sd)
     rho = spearmanr(measured, mean).statistic if len(measured) > 2 and np.ptp(mean) > 0 else float("nan")
     return ObjectiveChecks(name, float(rho), regret_1, regret_5, rank_1, optimism(measured, mean, direction),
@@ -169,6 +172,8 @@ def pair_agreement(cheap: np.ndarray, expensive: np.ndarray, rows: np.ndarray | 
 
 def decision_accuracy(cheap: np.ndarray, expensive: np.ndarray, seed: int = 0) -> DecisionAccuracy:
     """:class:`DecisionAccuracy` of mixtures measured at both fidelities (``(n,)`` values each, same order)."""
+    from scipy.stats import spearmanr
+
     n = len(cheap)
     accuracy = pair_agreement(cheap, expensive)
     rng = np.random.default_rng(seed)

@@ -76,6 +76,20 @@ def lp_feasible(srcs: tuple[Source, ...], groups: tuple[Group, ...], budget: flo
     return result.status == 0
 
 
+@st.composite
+def disjoint_group_specs(draw) -> tuple[tuple[Source, ...], tuple[Group, ...]]:
+    """Spaces whose groups share no source (decided without an LP by ``MixtureSpace``)."""
+    k = draw(st.integers(2, 7))
+    names = [f"s{i}" for i in range(k)]
+    srcs = tuple(draw(sources(n)) for n in names)
+    labels = draw(st.lists(st.integers(-1, 2), min_size=k, max_size=k))  # -1: in no group
+    groups = []
+    for g in sorted(set(labels) - {-1}):
+        lo, hi = sorted([draw(grid(20)), draw(grid(20))])
+        groups.append(Group(f"g{g}", tuple(n for n, label in zip(names, labels, strict=True) if label == g), lo, hi))
+    return srcs, tuple(groups)
+
+
 def build(spec) -> MixtureSpace | None:
     srcs, groups = spec
     try:
@@ -94,6 +108,13 @@ PROPERTY = settings(
 @PROPERTY
 @given(space_specs())
 def test_space_is_rejected_exactly_when_the_lp_is_infeasible(spec):
+    srcs, groups = spec
+    assert (build(spec) is not None) == lp_feasible(srcs, groups, BUDGET)
+
+
+@PROPERTY
+@given(disjoint_group_specs())
+def test_disjoint_groups_are_decided_exactly_without_an_lp(spec):
     srcs, groups = spec
     assert (build(spec) is not None) == lp_feasible(srcs, groups, BUDGET)
 

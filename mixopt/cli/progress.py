@@ -7,12 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mixopt.config import StudyConfig
-from mixopt.loop import Progress as TrialFinished
+if TYPE_CHECKING:
+    from mixopt.config import StudyConfig
+    from mixopt.loop import Progress as TrialFinished
 
 WIDE = 100_000  # columns when there is no terminal: rich never wraps a line
 

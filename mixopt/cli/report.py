@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from mixopt.cli.study import ConfigArg, NameOpt, StorageOpt, console, open_study, out
-from mixopt.report import PNG_SKIPPED, write_report
 
 
 def report(
@@ -25,6 +24,8 @@ def report(
     plotly.min.js is written beside the page (no network needed); the figures are also attached to the
     study, so optuna-dashboard shows them.
     """
+    from mixopt.report import PNG_SKIPPED, write_report
+
     study = open_study(config, storage, study_name, create=False)
     if output is None:
         folder = study.config.directory if study.config.directory.is_dir() else Path.cwd()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import typer
 
 from mixopt.errors import ConfigError
@@ -99,6 +97,8 @@ def predict(
 ) -> None:
     """Predict the saved surrogate's target (mean and std) for each mixture of a ratios table."""
     import joblib
+    import numpy as np
+    import pandas as pd
 
     from mixopt.tables import META_COLUMNS, read_csv, weight_frame
 
