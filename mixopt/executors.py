@@ -8,12 +8,14 @@ controller keeps a batch in flight and proposes new mixtures as results stream b
 from __future__ import annotations
 
 import abc
+import contextlib
 import multiprocessing
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
@@ -138,7 +140,7 @@ class LocalExecutor(Executor):
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=set_threads, initargs=(self.threads,),
+                initializer=_start_worker, initargs=(self.threads,),
             )
         job.pool = self._pool
         try:
@@ -215,6 +217,39 @@ class _PoolJob:
         if self.failure is not None:
             raise self.failure
         return self.future.result()
+
+
+def _start_worker(threads: int) -> None:
+    """A pool worker's setup: its thread count, and a watch on its controller. A worker whose controller died
+    (SIGKILL, the out-of-memory killer) exits at once, killing its runs' process groups, instead of finishing
+    a run nobody will record (its trial is failed and re-run by the next controller, in the same folder) and
+    then waiting forever for work."""
+    set_threads(threads)
+    parent = multiprocessing.parent_process()  # spawned workers read their parent's end of a pipe
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="mixopt-controller-watch", daemon=True).start()
+
+
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """Block until ``parent`` is gone, then end this process and the process groups its children lead
+    (the command runner starts each program as a group leader)."""
+    parent.join()
+    for child in _children(os.getpid()):
+        with contextlib.suppress(OSError):
+            if os.getpgid(child) == child:
+                os.killpg(child, signal.SIGKILL)
+            else:
+                os.kill(child, signal.SIGKILL)
+    os._exit(1)
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (Linux ``/proc``; none elsewhere)."""
+    try:
+        return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _run_marked(fn: Callable[[Any], Any], item: Any, marker: str) -> Any:

@@ -1,10 +1,12 @@
-"""A runner plugged in as ``faulty_runner:FaultyRunner`` (this folder on PYTHONPATH), for the faulty-runner
-tests: the synthetic runner, except that trial ``n`` suffers the fault ``cycle[n % len(cycle)]``."""
+"""Runners plugged in from this folder (on PYTHONPATH): ``faulty_runner:FaultyRunner`` for the faulty-runner
+tests (the synthetic runner, except that trial ``n`` suffers the fault ``cycle[n % len(cycle)]``), and
+``faulty_runner:LoggedRunner`` for the kill tests (the synthetic runner, logging each run's start and end)."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from mixopt.runners.synthetic import SyntheticRunner
@@ -47,3 +49,43 @@ def start_counts(starts: str | Path) -> dict[int, int]:
     for line in Path(starts).read_text().split():
         counts[int(line)] = counts.get(int(line), 0) + 1
     return counts
+
+
+class LoggedRunner(SyntheticRunner):
+    """Appends ``start TRIAL PID PPID TIME`` before a run and ``done TRIAL PID PPID TIME`` once it has its
+    result to the file ``events`` (PID: the worker; PPID: its parent, the controller under ``local``; TIME:
+    Unix seconds); one ``write`` per line, so concurrent workers never interleave."""
+
+    def __init__(self, events: str, **options) -> None:
+        super().__init__(**options)
+        self.events = events
+
+    def _log(self, what: str, spec: RunSpec) -> None:
+        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, f"{what} {spec.trial} {os.getpid()} {os.getppid()} {time.time():.6f}\n".encode())
+        finally:
+            os.close(fd)
+
+    def run(self, spec: RunSpec) -> Evaluation:
+        self._log("start", spec)
+        evaluation = super().run(spec)
+        self._log("done", spec)
+        return evaluation
+
+
+@dataclass(frozen=True)
+class Event:
+    what: str  # "start" or "done"
+    trial: int
+    pid: int
+    parent: int
+    time: float
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """The events logged so far, complete lines only (none while the file does not exist)."""
+    path = Path(path)
+    lines = path.read_text().split("\n")[:-1] if path.exists() else []
+    return [Event(what, int(trial), int(pid), int(parent), float(at))
+            for what, trial, pid, parent, at in (line.split() for line in lines)]
