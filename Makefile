@@ -1,11 +1,11 @@
 # Two entry points for a fresh machine: `make run` (the default study) and `make test`; `make lint` and
-# `make typecheck` run ruff and mypy.
+# `make typecheck` run ruff and mypy; `make wheel` builds the wheel and tries it in a fresh virtualenv (.ci/wheel).
 # torch is installed first, pinned, so that pip takes the CPU build instead of pulling CUDA wheels.
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: setup run test lint typecheck
+.PHONY: setup run test lint typecheck wheel
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check mixopt runners surrogates benchmarks tests
+
+# Build the sdist and wheel (no warnings allowed), install the wheel into a fresh virtualenv with torch==2.13.0
+# first, and run and export the synthetic study from a folder outside the checkout.
+wheel: setup
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(BIN)/python bash .ci/wheel
 
 # mypy cannot follow setuptools' package-dir mapping, so it checks a tree of links laid out as installed:
 # build/typecheck/mixopt holds mixopt/'s files with runners/ and surrogates/ as mixopt/runners, mixopt/surrogates.

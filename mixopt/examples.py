@@ -8,10 +8,13 @@ as its directory, so its storage, runs, report and exports are written there, ne
 from __future__ import annotations
 
 from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mixopt.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable  # importlib.resources.abc from Python 3.11 on
 
 EXAMPLES = ("default", "synthetic", "midtraining")
 CONFIG_FILE = "study.yaml"

@@ -293,7 +293,7 @@ def print_seed_merge(names: list[str], seeds: list[list[float]], merged: list[fl
 
 
 @app.command(
-    epilog="Example: mixopt study export studies/synthetic/study.yaml --pick best:math --format olmo-cookbook -o mix.yaml",
+    epilog="Example: mixopt study export studies/synthetic/study.yaml --pick best:math --format plain -o mix.yaml",
 )
 def export(
     config: Path | None = ConfigArg,
