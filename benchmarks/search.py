@@ -1,7 +1,8 @@
 """Search benchmark: every searcher on the same problems, equal budgets, paired seeds.
 
 Problems: synthetic mixing laws (``syn-<K>x<m>``: K sources, m objectives, heteroscedastic noise with
-reported standard errors) and simulators fit to the real RegMix and Olmix tables
+reported standard errors; ``het-<K>x1``: the same laws with the standard errors withheld, as from a
+microanneal, the problem for ``--replicates``) and simulators fit to the real RegMix and Olmix tables
 (:mod:`mixopt.benchmarks.simulators`; no standard errors reported). Each run proposes batches of
 ``--batch`` mixtures (batch ``i`` of seed ``s`` seeded ``batch_seed(s, i)``, as the study controller
 does) until ``--budget`` evaluations; at each checkpoint it scores the product's own answer,
@@ -64,6 +65,8 @@ from functools import cache
 import numpy as np
 
 import mixopt.recommend as recommend_mod
+from mixopt import replicates as replicate_plan
+from mixopt.config import ReplicatesConfig
 from mixopt.search import SEARCHERS
 from mixopt.search.designs import dirichlet_design, local_design
 from mixopt.seeding import batch_seed
@@ -71,12 +74,14 @@ from mixopt.space import MixtureSpace, Source
 from mixopt.trials import History, Parts, mean_composition
 
 SYNTHETIC = tuple(f"syn-{K}x{m}" for K in (5, 17, 64) for m in (1, 2, 3))
+HIDDEN_NOISE = ("het-5x1", "het-17x1")  # the syn- laws with standard errors withheld (replicates' problem)
 REAL = ("regmix-mean", "regmix-pilecc", "olmix-mean", "olmix-3", "dclm-mean", "dclm-3")
 SEARCHER_NAMES = ("botorch", "optuna-tpe", "optuna-gp", "optuna-nsga2", "random")
 DEFAULT = "botorch"
 BASELINES = ("regmix", "regmix-dense", "regmix-per-loss", "olmix", "random-ref")
 BASELINE_SIZES = (64, 128, 512)
 REGMIX_DENSE_SIZE = REGMIX_PER_LOSS_SIZE = 512
+REPLICATE_GRID = 1e-4  # replicate mixtures are rounded to a study's default grid, as a study rounds them
 RANDOM_REFERENCE = 512  # the hypervolume of this many random mixtures is the multi-objective bar
 
 # RegMix (sail-sg/regmix, mixture_config/synthesize_mixture.py and its regression notebook)
@@ -114,16 +119,17 @@ class Problem:
 def load_problem(name: str) -> Problem:
     from mixopt.benchmarks.simulators import crn_normal
 
-    if name.startswith("syn-"):
+    if name.startswith(("syn-", "het-")):
         from mixopt.runners.synthetic import expected_outcome, make_law, noise_sd
 
         K, m = (int(x) for x in name[4:].split("x"))
         law = make_law(K, m, seed=0)
         space = MixtureSpace(tuple(Source(f"s{k}") for k in range(K)))
+        reported = name.startswith("syn-")
 
         def observe(W: np.ndarray, seed: int, start: int = 0):
             mean, sd = expected_outcome(law, W), noise_sd(law, W)[:, None]
-            stderr = np.broadcast_to(sd, mean.shape).copy()
+            stderr = np.broadcast_to(sd, mean.shape).copy() if reported else None
             return mean + crn_normal(seed, range(start, start + len(W)), m) * sd, stderr, None
 
         return Problem(name, space, m, np.full(K, 1.0 / K), lambda W: expected_outcome(law, W), observe)
@@ -184,9 +190,10 @@ def _extend(p: Problem, history: History, X: np.ndarray, values, stderr, parts) 
 
 
 def run_searcher(problem: str, searcher_name: str, seed: int, budget: int, batch: int, checkpoints: tuple[int, ...],
-                 options: dict) -> list[dict]:
+                 options: dict, replicates: dict | None = None) -> list[dict]:
     """One search of ``budget`` evaluations; the record of each checkpoint. Random search also yields
-    ``random-best-measured`` (the best noisy run of the same runs)."""
+    ``random-best-measured`` (the best noisy run of the same runs). ``replicates``: a config
+    ``replicates`` section, scheduled as a study does (:mod:`mixopt.replicates`; counted in the budget)."""
     import torch
 
     torch.set_num_threads(1)
@@ -195,11 +202,22 @@ def run_searcher(problem: str, searcher_name: str, seed: int, budget: int, batch
     if searcher_name == "botorch":
         options = {"prior": p.space.as_dict(p.natural), **options}
     searcher = SEARCHERS.create(searcher_name, options)
+    plan = ReplicatesConfig(**replicates) if replicates is not None else None
     history = History.empty(p.space.dim, p.directions)
-    records, measured, seconds = [], [], 0.0
+    records, measured, seconds, queued = [], [], 0.0, set()
     for round_ in range(-(-budget // batch)):
         start = time.perf_counter()
-        X = searcher.propose(p.space, history, min(batch, budget - len(history)), seed=batch_seed(seed, round_))
+        n = min(batch, budget - len(history))
+        X = np.zeros((0, p.space.dim))
+        if plan is not None:
+            todo = replicate_plan.due(plan, len(history), budget, queued)
+            queued.update(todo)
+            X, _ = replicate_plan.replicate_rows(
+                plan, todo, p.space, prior=options.get("prior"), baseline=None, granularity=REPLICATE_GRID,
+                incumbent=lambda h=history: recommend_mod.recommend_search(searcher, p.space, h, seed=seed).weights)
+            X = X[:n]
+        if len(X) < n:
+            X = np.vstack([X, searcher.propose(p.space, history, n - len(X), seed=batch_seed(seed, round_))])
         seconds += time.perf_counter() - start
         if not all(p.space.is_feasible(x, tol=1e-7) for x in X):
             raise AssertionError(f"{searcher_name} proposed an infeasible mixture on {problem}")
@@ -470,13 +488,15 @@ def _job(job: tuple) -> list[dict]:
     return results
 
 
-def quality_jobs(problems, searchers, baselines, sizes, seeds: int, budget: int, batch: int, checkpoints, options) -> list[tuple]:
+def quality_jobs(problems, searchers, baselines, sizes, seeds: int, budget: int, batch: int, checkpoints, options,
+                 replicates: dict | None = None) -> list[tuple]:
     jobs = []
     for problem in problems:
         loaded = load_problem(problem)
         single = loaded.n_objectives == 1
         for seed in range(seeds):
-            jobs += [("searcher", problem, s, seed, budget, batch, checkpoints, options if s == "botorch" else {}) for s in searchers]
+            jobs += [("searcher", problem, s, seed, budget, batch, checkpoints, options if s == "botorch" else {}, replicates)
+                     for s in searchers]
             if single and "regmix" in baselines:
                 jobs += [("regmix", problem, n, seed) for n in sizes]
             if single and "olmix" in baselines:
@@ -506,13 +526,16 @@ def quality(args: argparse.Namespace) -> None:
     options.update(args.options)
     baselines = (("regmix", "olmix") if args.fast else BASELINES) if args.baselines is None else tuple(args.baselines)
     sizes = (16,) if args.fast else tuple(args.sizes)
-    jobs = quality_jobs(problems, searchers, baselines, sizes, args.seeds, budget, batch, checkpoints, options)
+    jobs = quality_jobs(problems, searchers, baselines, sizes, args.seeds, budget, batch, checkpoints, options,
+                        args.replicates)
     results = []
     with open(args.out, "a") as out:
         for batch_results in _map(jobs, args.jobs):
             for result in batch_results:
                 if args.options and result["method"] == "botorch":  # a variant is not the default
                     result["method"] += " " + json.dumps(args.options, sort_keys=True)
+                if args.replicates and result["method"] in (*searchers, "random-best-measured"):
+                    result["method"] += " +replicates " + json.dumps(args.replicates, sort_keys=True)
                 out.write(json.dumps(result) + "\n")
                 results.append(result)
                 print(f"done {result['problem']} {result['method']} seed {result['seed']} in {result['wall_seconds']:.0f} s", flush=True)
@@ -682,7 +705,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mixopt bench search", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     q = sub.add_parser("quality", help="regret and hypervolume against the number of evaluations")
-    q.add_argument("--problems", nargs="*", choices=REAL + SYNTHETIC)
+    q.add_argument("--problems", nargs="*", choices=REAL + SYNTHETIC + HIDDEN_NOISE)
     q.add_argument("--searchers", nargs="*", choices=SEARCHER_NAMES)
     q.add_argument("--baselines", nargs="*", choices=BASELINES, help="default: all (none with an empty list)")
     q.add_argument("--sizes", nargs="*", type=int, default=list(BASELINE_SIZES), help="runs of the regmix-N / olmix-N baselines")
@@ -694,6 +717,9 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--out", default=os.devnull, help="append one JSON line per run to this file")
     q.add_argument("--options", type=_json_object, default={},
                    help='options of the botorch searcher as JSON, e.g. \'{"local_share": 1.0}\'; its results are labelled with them')
+    q.add_argument("--replicates", type=_json_object, default=None,
+                   help='a config replicates section as JSON, e.g. \'{"mixtures": ["prior", "incumbent"], "seeds": 3}\', '
+                        'scheduled as a study does (counted in the budget); results are labelled with it')
     q.add_argument("--fast", action="store_true", help="smoke test: one small problem, one seed, 16 evaluations")
     t = sub.add_parser("timing", help="proposal time at 64 sources, without and with parts")
     t.add_argument("--observations", type=int, default=500)

@@ -123,6 +123,20 @@ class ScreeningConfig:
 
 
 @dataclass(frozen=True)
+class ReplicatesConfig:
+    """Mixtures run with several seeds at the search fidelity (``mixopt.replicates``): the searcher learns
+    the run-to-run noise of every observation from them when the runner reports no standard errors."""
+
+    mixtures: list[Any] = field(default_factory=lambda: ["prior", "incumbent"])
+    """``prior`` (the searcher's natural mixture), ``baseline`` (the config's), ``incumbent`` (the
+    recommendation at ``incumbent_at``) or a ``{source: weight}`` mixture."""
+    seeds: int = 3
+    """Runs of each mixture, each with its own seed (at least 2); counted in ``n_trials``."""
+    incumbent_at: float = 0.5
+    """Share of ``n_trials`` complete before the incumbent is replicated, in (0, 1)."""
+
+
+@dataclass(frozen=True)
 class PromoteConfig(Gates):
     """What a round checks before its integration run (:mod:`mixopt.trust`): the gates (``max_distance``,
     ``min_rank_corr``, ``max_movement``, ``min_coverage_80``; none by default: the checks are computed and
@@ -217,6 +231,8 @@ class StudyConfig:
     """What a round checks before its integration run."""
     reuse: ReuseConfig | None = None
     """Warm start from an earlier study whose sources may differ (None: none)."""
+    replicates: ReplicatesConfig | None = None
+    """Mixtures run with several seeds for the noise model (None: none)."""
     description: str = ""
     """Free text shown with the study."""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
@@ -365,11 +381,41 @@ def validate(config: StudyConfig) -> None:
         validate_reuse(config.reuse, {s.name: s.tokens for s in config.sources})
     if config.baseline is not None:
         config.space().check(config.space().from_dict(config.baseline), tol=1e-6)
+    if config.replicates is not None:
+        validate_replicates(config)
     if config.epsilon < 0:
         raise ConfigError(f"epsilon must be >= 0 (got {config.epsilon})")
     if config.seed < 0:
         raise ConfigError(f"seed must be >= 0 (got {config.seed}): it seeds numpy's SeedSequence")
     parse_pick_rule(config.pick, [o.name for o in config.objectives])
+
+
+REPLICATE_NAMES = ("prior", "baseline", "incumbent")
+
+
+def validate_replicates(config: StudyConfig) -> None:
+    replicates = config.replicates
+    assert replicates is not None
+    if replicates.seeds < 2:
+        raise ConfigError(f"replicates.seeds must be >= 2 (got {replicates.seeds}): a replicate needs a second seed")
+    if not 0 < replicates.incumbent_at < 1:
+        raise ConfigError(f"replicates.incumbent_at must be in (0, 1) (got {replicates.incumbent_at})")
+    if not replicates.mixtures:
+        raise ConfigError("replicates.mixtures is empty: list prior, baseline, incumbent or {source: weight} mixtures")
+    for i, entry in enumerate(replicates.mixtures):
+        if isinstance(entry, dict):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values()):
+                raise ConfigError(f"replicates.mixtures[{i}]: weights must be numbers (got {_describe(entry)})")
+            space = config.space()
+            space.check(space.from_dict(entry), tol=1e-6)
+        elif entry not in REPLICATE_NAMES:
+            raise ConfigError(f"replicates.mixtures[{i}] is {_describe(entry)}: give one of "
+                              f"{', '.join(REPLICATE_NAMES)} or a {{source: weight}} mixture")
+        elif entry == "baseline" and config.baseline is None:
+            raise ConfigError("replicates.mixtures names baseline, but the config has no baseline: add one or drop it")
+    named = [e for e in replicates.mixtures if isinstance(e, str)]
+    if len(set(named)) != len(named):
+        raise ConfigError(f"replicates.mixtures: each name at most once (got {named}); raise seeds for more runs")
 
 
 def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixopt.noise import mixture_ids
 from mixopt.trials import Observations
 
 SIGNAL_TO_NOISE_MIN = 2.0  # below: noise-dominated
@@ -74,13 +75,6 @@ class MetricSignal:
         if self.noise == 0:
             return float("inf") if self.signal > 0 else float("nan")
         return self.signal / self.noise
-
-
-def mixture_ids(weights: np.ndarray, decimals: int = 9) -> np.ndarray:
-    """``(n,)`` ids of the distinct mixtures among rows ``(n, K)`` (identical weights to ``decimals``)."""
-    if len(weights) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(np.round(np.asarray(weights, dtype=float), decimals), axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def group_means(values: np.ndarray, ids: np.ndarray) -> dict[int, float]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mixopt import replicates
 from mixopt.config import StudyConfig
 from mixopt.errors import OutputError, RunFailed
 from mixopt.executors import EXECUTORS, Executor, outcome
@@ -112,11 +113,38 @@ def propose_batch(study: Study, n: int) -> None:
     with other seeds never replay each other's.
     """
     config = study.config
+    n -= queue_replicates(study)
+    if n <= 0:
+        return
     searcher = SEARCHERS.create(config.searcher.name, config.searcher.options)
     seed = batch_seed(config.seed, len(study.trials()))
     proposals = searcher.propose(study.space, study.history(), n, seed=seed)
     failpoint("propose")
     study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name)
+
+
+def queue_replicates(study: Study) -> int:
+    """Queue the config's replicates that are due (:mod:`mixopt.replicates`); returns how many runs.
+    Under the study's claim lock, so that controllers sharing the study queue each replicate once."""
+    config = study.config
+    if config.replicates is None:
+        return 0
+    from mixopt.recommend import recommend_study
+
+    fidelity = config.search_fidelity.name
+    with study.claim_lock():
+        queued = {t.user_attrs[Attr.REPLICATE_OF] for t in study.trials() if Attr.REPLICATE_OF in t.user_attrs}
+        todo = replicates.due(config.replicates, study.n_complete(fidelity), config.n_trials, queued)
+        if not todo:
+            return 0
+        rows, labels = replicates.replicate_rows(
+            config.replicates, todo, study.space, prior=config.searcher.options.get("prior"),
+            baseline=study.space.from_dict(config.baseline) if config.baseline is not None else None,
+            incumbent=lambda: recommend_study(study, fidelity).weights, granularity=config.granularity,
+        )
+        for w, label in zip(rows, labels, strict=True):
+            study.enqueue(w, fidelity, {Attr.REPLICATE_OF: label})
+    return len(rows)
 
 
 Recorder = Callable[[RunSpec, object], "str | None"]  # stores one outcome; returns the failure reason or None

@@ -23,7 +23,8 @@ from mixopt.space import MixtureSpace, Source
 class Attr:
     """Trial user-attribute keys. A run's request: ``FIDELITY``, ``ROUND``/``PREDICTED`` (an integration
     promotion), ``MERGE_FOR``/``MERGE_OF`` (seed runs and their merge), ``ARM``/``REPLICATE`` (screening),
-    ``PROPOSAL`` (a reused study's proposal), ``LOCAL_FOR`` (a local batch around a failing candidate).
+    ``PROPOSAL`` (a reused study's proposal), ``LOCAL_FOR`` (a local batch around a failing candidate),
+    ``REPLICATE_OF`` (a replicate of a configured mixture).
     What the run wrote (see :data:`RUN_ATTRS`): the rest."""
 
     FIDELITY = "fidelity"
@@ -46,6 +47,7 @@ class Attr:
     REPLICATE = "replicate"
     PROPOSAL = "reused_from"
     LOCAL_FOR = "local_for_round"  # a microanneal run around a round's candidate that failed a gate
+    REPLICATE_OF = "replicate_of"  # a replicate run of a configured mixture (mixopt.replicates label)
 
 
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.

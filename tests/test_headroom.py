@@ -26,11 +26,6 @@ def test_signal_is_the_spread_of_mixture_means_and_noise_the_pooled_seed_sd():
     assert replicated == 2
 
 
-def test_rows_with_identical_weights_are_one_mixture():
-    ids = headroom.mixture_ids(np.array([[0.5, 0.5], [0.2, 0.8], [0.5, 0.5 + 1e-12], [0.2, 0.8]]))
-    assert ids[0] == ids[2] and ids[1] == ids[3] and ids[0] != ids[1]
-
-
 def test_assess_flags_saturated_at_chance_noisy_and_disagreeing_metrics():
     w = [[a, 1 - a] for a in (0.1, 0.3, 0.5, 0.7, 0.9)]
     rows, metrics, fidelities = [], [], []

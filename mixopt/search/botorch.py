@@ -3,7 +3,9 @@
 - Model: one ``SingleTaskGP`` per objective over the free weights (scaled to the unit cube by their
   bounds), per-dimension length scales with BoTorch's dimension-scaled log-normal prior (so that the
   GP still learns at 64 sources), outcomes standardized; runners' standard errors, when reported, are
-  the observation noise. When objectives average measured parts (``History.parts``, e.g. the mean of
+  the observation noise, else a noise model fitted to replicated mixtures (:mod:`mixopt.noise`: noise
+  that varies over the simplex), else one level inferred by the GP. Prior mean constant, or linear in
+  the weights (``mean``). When objectives average measured parts (``History.parts``, e.g. the mean of
   13 domain losses), one GP per part instead (a composite objective): each domain loss follows its own
   weights closely, while in their mean the gains and losses of the domains cancel down to the noise.
 - Acquisition: qLogNEI for one objective, qLogNEHVI for 2-4, qLogNParEGO beyond (one random
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 
 from mixopt.errors import ConfigError
+from mixopt.noise import fit_noise
 from mixopt.search.base import Searcher, believed_order
 from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
 from mixopt.space import MixtureSpace
@@ -45,6 +48,7 @@ SEEN_TOLERANCE = 1e-3  # largest per-source gap between a proposal and a seen (g
 # as well (RegMix's 13 losses, 56 runs: correlation of the predicted mean with the true mean over 2000
 # uniform mixtures 0.802, against 0.799 fitted to convergence) in a quarter of the time.
 PARTS_FIT_OPTIONS = {"maxiter": 200}
+MEANS = ("constant", "linear")  # GP prior means: BoTorch's constant, or linear in the free weights
 DISCRETE_BATCH = 2048  # candidates scored at once by optimize_acqf_discrete (its default), for one GP output
 
 
@@ -74,6 +78,7 @@ class BoTorchSearcher(Searcher):
         recommend_surrogate: str | None = None,
         composite: bool = True,
         composite_max_runs: int = 128,
+        mean: str = "constant",
         outcome_constraint: dict | None = None,
     ) -> None:
         super().__init__(outcome_constraint)
@@ -94,6 +99,9 @@ class BoTorchSearcher(Searcher):
         self.recommend_surrogate = recommend_surrogate
         self.composite = composite
         self.composite_max_runs = composite_max_runs
+        if mean not in MEANS:
+            raise ConfigError(f"mean is '{mean}': give one of {', '.join(MEANS)}")
+        self.mean = mean
 
     # -- the contract --------------------------------------------------------------------------
     def propose(self, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
@@ -102,7 +110,7 @@ class BoTorchSearcher(Searcher):
             return self._design(space, history, center, n, seed)
         with _seeded(seed, self.threads):
             free = _free(space)
-            model = fit_model(space, history, self._composite(history))
+            model = fit_model(space, history, self._composite(history), self.mean)
             local = self._local_draws(space, history, model, n, seed)
             if len(local) == n:
                 return local
@@ -130,7 +138,7 @@ class BoTorchSearcher(Searcher):
 
             return predict_surrogate
         with _seeded(seed, self.threads):
-            model = fit_model(space, history, self._composite(history))
+            model = fit_model(space, history, self._composite(history), self.mean)
         return lambda W: model.predict(space, W, history.signs)
 
     def _composite(self, history: History) -> bool:
@@ -317,9 +325,10 @@ class FittedModel:
         return mean * signs, np.sqrt(np.maximum(variance, 0.0))
 
 
-def fit_model(space: MixtureSpace, history: History, composite: bool = True) -> FittedModel:
+def fit_model(space: MixtureSpace, history: History, composite: bool = True, mean: str = "constant") -> FittedModel:
     """GPs on the free weights fitted by marginal likelihood: with ``composite`` and measured parts, one
-    batched GP over the parts; else one GP per objective (a ModelListGP if m > 1)."""
+    batched GP over the parts; else one GP per objective (a ModelListGP if m > 1). ``mean``: the GP's
+    prior mean, ``constant`` or ``linear`` in the (unit-scaled) free weights."""
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import ModelListGP, SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
@@ -330,10 +339,10 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True) -> 
     bounds = _tensor(np.stack([space.lower[free], space.upper[free]]))
 
     def gp(Y: torch.Tensor, stderr: np.ndarray | None):
-        Yvar = None if stderr is None or not np.all(np.isfinite(stderr)) else _tensor(np.maximum(stderr**2, 1e-10))
+        Yvar = _observation_noise(history.weights, Y.numpy(), stderr)
         return SingleTaskGP(
             X, Y, Yvar, input_transform=Normalize(d=X.shape[1], bounds=bounds),
-            outcome_transform=Standardize(m=Y.shape[1]),
+            outcome_transform=Standardize(m=Y.shape[1]), mean_module=_mean_module(mean, X.shape[1], Y.shape[1]),
         )
 
     parts = history.parts
@@ -348,6 +357,25 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True) -> 
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         models.append(model)
     return FittedModel(models[0] if len(models) == 1 else ModelListGP(*models))
+
+
+def _observation_noise(W: np.ndarray, Y: np.ndarray, stderr: np.ndarray | None) -> torch.Tensor | None:
+    """Noise variances ``(n, m)`` of the observations ``Y`` at mixtures ``W``: the runners' standard
+    errors squared when every run reported one, else the replicate noise model (:mod:`mixopt.noise`);
+    None (the GP infers one level) when neither is there."""
+    if stderr is not None and np.all(np.isfinite(stderr)):
+        return _tensor(np.maximum(stderr**2, 1e-10))
+    model = fit_noise(W, Y)
+    return None if model is None else _tensor(np.maximum(model.variance(W), 1e-10))
+
+
+def _mean_module(mean: str, d: int, m: int):
+    """The GP prior mean over ``d`` inputs for ``m`` batched outputs; None: BoTorch's constant mean."""
+    if mean == "constant":
+        return None
+    from gpytorch.means import LinearMean
+
+    return LinearMean(d, batch_shape=torch.Size([m]) if m > 1 else torch.Size())
 
 
 def _best_believed(space: MixtureSpace, history: History, model, k: int) -> np.ndarray:

@@ -187,3 +187,30 @@ def test_composite_proposals_are_feasible_and_deterministic():
     batch = searcher.propose(SPACE, history, 4, seed=7)
     assert all(SPACE.is_feasible(w, tol=1e-7) for w in batch)
     np.testing.assert_array_equal(batch, searcher.propose(SPACE, history, 4, seed=7))
+
+
+def test_a_linear_prior_mean_follows_a_trend_beyond_the_measured_runs():
+    """Runs that all keep s0 below 0.4 under an outcome that rises with s0: the linear mean's
+    recommendation goes further towards s0's bound than the constant mean's (which reverts to the mean
+    away from the runs), and it predicts more there."""
+    space = MixtureSpace(tuple(Source(f"s{k}") for k in range(4)))
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(4), size=60)
+    W = W[W[:, 0] < 0.4][:24]
+    values = (W[:, :1] + 0.01 * rng.standard_normal((len(W), 1)))
+    history = History(W, values, ("maximize",))
+    s0 = {mean: recommend_search(BoTorchSearcher(mean=mean), space, history, seed=0).weights[0] for mean in ("constant", "linear")}
+    assert s0["linear"] > max(s0["constant"], 0.6)
+
+
+def test_a_linear_mean_has_one_trend_per_part():
+    space = MixtureSpace(tuple(Source(f"s{k}") for k in range(5)))
+    model = fit_model(space, composite_history(space, 20), mean="linear")
+    assert model.gp.mean_module.weights.shape[0] == 5  # one linear trend per part (batched outputs)
+
+
+def test_an_unknown_mean_fails_when_the_searcher_is_built():
+    from mixopt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mean is 'quadratic'"):
+        BoTorchSearcher(mean="quadratic")
