@@ -6,15 +6,18 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
 from rich.table import Table
 
-from mixopt import headroom
 from mixopt.cli.progress import make_console, width_for
 from mixopt.cli.study import ConfigArg, NameOpt, StorageOpt, default_config_path, open_study
 from mixopt.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:  # imported by the command: it reads scipy, which `mixopt --help` need not
+    from mixopt import headroom
 
 EPILOG = ("Example: mixopt metrics studies/default/study.yaml --choices 4 --write   (replicates: enqueue a mixture "
           "several times; seeds differ per trial)")
@@ -47,6 +50,8 @@ def metrics(
     spread of replicated mixtures (noise), their ratio, how close it is to its ceiling or chance level,
     and its rank correlation between fidelities; flags metrics that cannot rank mixtures and suggests
     the objectives with the most headroom."""
+    from mixopt import headroom
+
     if output_format not in ("table", "json"):
         raise ConfigError(f"unknown format '{output_format}': use table or json")
     if write and config is None and storage is not None:
@@ -77,6 +82,8 @@ def metrics(
 
 
 def thresholds() -> dict[str, float]:
+    from mixopt import headroom
+
     return {"signal_to_noise_min": headroom.SIGNAL_TO_NOISE_MIN, "saturation_margin": headroom.SATURATION_MARGIN,
             "rank_correlation_min": headroom.RANK_CORRELATION_MIN,
             "rank_correlation_mixtures": headroom.RANK_CORRELATION_MIXTURES}
@@ -87,6 +94,8 @@ def print_table(signals: list[headroom.MetricSignal], suggested: list[headroom.M
     """One row per metric: mixtures/replicated, mean, signal, noise, S/N, headroom to the ceiling (and the
     share above chance), rank correlation with the other fidelity (shared mixtures), flags; then the
     flagged metrics and the suggestion as lines (a narrow terminal cuts the table)."""
+    from mixopt import headroom
+
     console = make_console()
     versus = f"; rank correlation with '{other}'" if other else ""
     table = Table(title=f"Metrics at '{at}': signal (sd of mixture means) vs noise (pooled seed sd){versus}",

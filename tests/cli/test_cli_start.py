@@ -11,7 +11,7 @@ import sys
 from study_helpers import command_env, write_study
 
 HEAVY = ("torch", "botorch", "gpytorch", "plotly", "transformers", "datasets", "sklearn", "pandas", "scipy.optimize",
-         "scipy.stats", "lightgbm")
+         "scipy.stats", "scipy.special", "lightgbm")
 
 
 def imported_after(code: str, cwd) -> list[str]:
