@@ -16,6 +16,11 @@ A checkpoint (``Checkpoint``) holds the model, AdamW and schedule states, the st
 position: the block order is a pure function of the run's inputs), the losses so far and every rank's RNG
 state, with a fingerprint of the run's inputs; it is written to a temporary file and renamed over the
 previous one, so a kill at any moment leaves a whole checkpoint or none.
+
+Preemption (Slurm sends SIGTERM some time before SIGKILL): while an anneal with a checkpoint runs, SIGTERM
+lets the current step finish, every rank agrees to stop at that step, the state is saved, and then the
+signal takes its usual course (the previous handler, by default the process ends). A spawned run's parent
+forwards the signal to its training processes. Running the trial again resumes from the saved step.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,6 +264,53 @@ def _restore(state: dict, model, optimizer, schedule) -> list[float]:
     return list(state["losses"])
 
 
+# -- preemption ------------------------------------------------------------------------------------------
+_SIGTERM = threading.Event()  # set by the handler of ``on_sigterm``: stop after this step
+
+
+@contextmanager
+def on_sigterm(forward: Callable[[], list[int]] | None = None):
+    """While active, SIGTERM only sets a flag (``forward``: pids to pass it on to); on leaving, a SIGTERM
+    that arrived is delivered again under the previous handler (by default: the process ends), and the
+    yielded ``[arrived]`` says so to a caller that lives on. Outside the main thread (where Python cannot
+    install handlers) it does nothing."""
+    arrived = [False]  # what the caller may check after the block, if the previous handler let it run on
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+
+    def handler(signum, frame) -> None:
+        _SIGTERM.set()
+        for pid in forward() if forward is not None else []:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield arrived
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if _SIGTERM.is_set():
+            _SIGTERM.clear()
+            arrived[0] = True
+            signal.raise_signal(signal.SIGTERM)
+
+
+def _stop_requested() -> bool:
+    """Whether SIGTERM arrived at any rank (a collective when distributed: every rank stops at one step)."""
+    stop = _SIGTERM.is_set()
+    if _distributed():
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(stop)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        stop = bool(flag.item())
+    return stop
+
+
 # -- the loop ----------------------------------------------------------------------------------------------
 def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning_rate: float, warmup_steps: int,
            weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0, *, accumulation: int = 1,
@@ -268,7 +321,8 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
 
     Each step takes ``accumulation`` micro-batches from ``batches`` (moved to the model's device). With
     ``resume`` (a ``Checkpoint.load`` state) training continues from its step, and ``batches`` must start
-    there; ``checkpoint`` saves when due and after the last step. ``clock`` (if given) receives the
+    there; ``checkpoint`` saves when due, after the last step, and after the step in which SIGTERM arrived
+    (under :func:`on_sigterm`; training then stops). ``clock`` (if given) receives the
     ``time.perf_counter`` at the end of each step."""
     import torch
     import torch.distributed as dist
@@ -303,8 +357,12 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
         losses.append((total / (accumulation * world)).item())
         if clock is not None:
             clock.append(time.perf_counter())
-        if checkpoint is not None and checkpoint.due(len(losses), steps):
-            checkpoint.save(len(losses), losses, model, optimizer, schedule)
+        if checkpoint is not None:
+            stop = _stop_requested()
+            if stop or checkpoint.due(len(losses), steps):
+                checkpoint.save(len(losses), losses, model, optimizer, schedule)
+            if stop:
+                break  # preempted: the caller's on_sigterm delivers the signal again
     model.eval()
     return losses
 
@@ -383,12 +441,18 @@ def train_blocks(job: BlockTraining, blocks: Rows, model, folder: Path | None = 
         np.save(shared, np.asarray(blocks))
     result = folder / "train-result.json"
     try:
-        mp.start_processes(_worker, args=(job, rebuild or str(shared), str(result), _free_port(), os.getpid()),
-                           nprocs=job.processes, join=True, start_method="spawn")
+        context = mp.start_processes(_worker, args=(job, rebuild or str(shared), str(result), _free_port(), os.getpid()),
+                                     nprocs=job.processes, join=False, start_method="spawn")
+        with on_sigterm(forward=lambda: [p.pid for p in context.processes if p.pid is not None]):
+            while not context.join():
+                pass
     except mp.ProcessRaisedException as exc:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         raise RunFailed(f"training process {exc.error_index} failed: {lines[-1] if lines else exc}") from None
     except mp.ProcessExitedException as exc:
+        if exc.signal_name == "SIGTERM":
+            raise RunFailed(f"training process {exc.error_index} was stopped by SIGTERM (preempted) after saving its "
+                            f"state to {job.state}: running the trial again resumes there") from None
         raise RunFailed(f"training process {exc.error_index} exited with status {exc.exit_code}") from None
     finally:
         shared.unlink(missing_ok=True)
@@ -417,8 +481,12 @@ def _train(job: BlockTraining, blocks: Rows, model, rank: int) -> Trained:
         model = DistributedDataParallel(model, device_ids=[rank] if job.device == "cuda" else None)
     clock: list[float] = []
     started = time.perf_counter()
-    losses = anneal(model, batches, job.steps, job.learning_rate, job.warmup_steps, job.weight_decay, job.bf16,
-                    accumulation=accumulation, checkpoint=checkpoint, resume=resume, clock=clock)
+    with on_sigterm() if checkpoint is not None else nullcontext([False]) as preempted:
+        losses = anneal(model, batches, job.steps, job.learning_rate, job.warmup_steps, job.weight_decay, job.bf16,
+                        accumulation=accumulation, checkpoint=checkpoint, resume=resume, clock=clock)
+    if preempted[0]:  # SIGTERM arrived and this process's handler let it live: the run is not finished
+        raise RunFailed(f"stopped by SIGTERM (preempted) at step {len(losses)} of {job.steps} after saving its state "
+                        f"to {job.state}: running the trial again resumes there")
     if job.device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +161,114 @@ def test_devices_and_bf16_options():
     assert tr.resolve_bf16("auto", "cpu") == tr.bf16_supported()
     with pytest.raises(RunFailed, match="bf16 must be auto, true or false"):
         tr.resolve_bf16("yes", "cpu")
+
+
+# -- preemption: SIGTERM saves, then the process ends as it would have -------------------------------------
+class SignalAt:
+    """Rows ``(n, L)`` that send SIGTERM to ``pid`` (default: this process) when row ``at`` is first read, so
+    that the signal lands during a known step."""
+
+    def __init__(self, rows: np.ndarray, at: int, pid: int | None = None) -> None:
+        self.rows, self.at, self.pid, self.sent = rows, at, pid, False
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not self.sent and index.start <= self.at < index.stop:
+            self.sent = True
+            os.kill(self.pid or os.getpid(), signal.SIGTERM)
+        return self.rows[index]
+
+
+def signalling_rows(at: int) -> SignalAt:
+    """What a spawned training process reads: rows that SIGTERM its parent (the run) at row ``at``."""
+    return SignalAt(blocks_of(steps=12, batch=4), at, pid=os.getppid())
+
+
+def preemption_job(state: Path, processes: int = 1) -> tr.BlockTraining:
+    """12 steps of 4 blocks of ``tiny_model`` (saved beside ``state``: spawned processes load it) with no
+    periodic checkpoint: any saved state comes from the SIGTERM save."""
+    base = state.parent / "base"
+    if not base.exists():
+        tiny_model().save_pretrained(base)
+    return tr.BlockTraining(str(base), steps=12, batch_size=4, learning_rate=3e-3, warmup_steps=2, processes=processes,
+                            state=str(state), every=("steps", 1000.0), fingerprint="f")
+
+
+PREEMPTED_RUN = """
+import pickle, sys, torch
+sys.path[:0] = ["tests/runners", "tests"]  # this file's module, as pytest imported it (SignalAt is pickled by it)
+from test_training import tiny_model
+from mixopt.runners import training as tr
+job, rows, rebuild = pickle.load(open(sys.argv[1], "rb"))
+torch.manual_seed(1)
+tr.train_blocks(job, rows, tiny_model(), rebuild=rebuild)
+print("trained to the end")
+"""
+
+
+def run_preempted(tmp_path: Path, job: tr.BlockTraining, rows, rebuild=None) -> subprocess.CompletedProcess:
+    import pickle
+
+    (tmp_path / "job.pkl").write_bytes(pickle.dumps((job, rows, rebuild)))
+    return subprocess.run([sys.executable, "-c", PREEMPTED_RUN, str(tmp_path / "job.pkl")], capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).parents[2])
+
+
+def test_sigterm_mid_run_saves_that_step_then_ends_the_process_and_the_rerun_resumes_bitwise(tmp_path):
+    """SIGTERM arrives while step 3 of 12 reads its blocks: the step finishes, its state is saved (no
+    periodic checkpoint is due), the process ends by SIGTERM as it would have without mixopt, and the run
+    started again ends with the uninterrupted run's losses and weights, bit for bit."""
+    import torch
+
+    job = preemption_job(tmp_path / "state.pt")
+    blocks = blocks_of(steps=12, batch=4)
+    torch.manual_seed(1)
+    straight = tiny_model()
+    reference = tr.train_blocks(preemption_job(tmp_path / "straight.pt"), blocks, straight).losses
+
+    stopped = run_preempted(tmp_path, job, SignalAt(blocks, at=2 * 4))
+    assert stopped.returncode == -signal.SIGTERM, stopped.stderr[-2000:]
+    assert "trained to the end" not in stopped.stdout
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 3
+
+    torch.manual_seed(99)  # the checkpoint's RNG state replaces this
+    resumed_model = tiny_model()
+    resumed = tr.train_blocks(job, blocks, resumed_model)
+    assert resumed.resumed_at == 3 and resumed.losses == reference
+    for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_process_whose_handler_lives_on_gets_a_preemption_failure(tmp_path):
+    """Where SIGTERM does not end the process (its own handler returns), the run fails, naming the step and
+    the saved state, instead of evaluating a model trained part of the way."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with pytest.raises(RunFailed, match=r"stopped by SIGTERM \(preempted\) at step 3 of 12 .*resumes there"):
+            tr.train_blocks(preemption_job(tmp_path / "state.pt"), SignalAt(blocks_of(12, 4), at=2 * 4), tiny_model())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert tr.Checkpoint(tmp_path / "state.pt", "f").load()["step"] == 3
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_run_of_two_processes_is_forwarded_and_both_stop_at_one_saved_step(tmp_path):
+    """Two gloo processes; the run's own process gets SIGTERM during step 3 (rank 0 sends it, as Slurm would):
+    it forwards the signal, both ranks agree on the step, rank 0 saves it, all end by SIGTERM; started
+    again, the run ends with the losses of an uninterrupted two-process run."""
+    import torch
+
+    job = preemption_job(tmp_path / "state.pt", processes=2)
+    blocks = blocks_of(steps=12, batch=4)
+    torch.manual_seed(1)
+    reference = tr.train_blocks(preemption_job(tmp_path / "straight.pt", processes=2), blocks, tiny_model()).losses
+
+    stopped = run_preempted(tmp_path, job, blocks, rebuild=partial(signalling_rows, 2 * 4))
+    assert stopped.returncode == -signal.SIGTERM, stopped.stderr[-2000:]
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)["step"]
+    assert saved in (3, 4)  # the step the signal arrived in, or the next if it reached the ranks after its end
+
+    resumed = tr.train_blocks(job, blocks, tiny_model())
+    assert resumed.resumed_at == saved and resumed.losses == reference
