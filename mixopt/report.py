@@ -25,7 +25,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from mixopt import analysis, pareto
+from mixopt import analysis, headroom, pareto
 from mixopt.errors import ConfigError
 from mixopt.figures import (
     Pick,
@@ -62,6 +62,8 @@ class ReportContent:
     picks: list[Pick]
     notes: list[str]
     trust: list[str] = field(default_factory=list)  # promotion checks and decision accuracy, one line each
+    metrics: list[headroom.MetricSignal] = field(default_factory=list)  # signal and noise at the search fidelity
+    objective_metrics: tuple[str, ...] = ()
 
 
 def build_report(study: Study, seed: int = 0, recommendation: Recommendation | None = None) -> ReportContent:
@@ -72,7 +74,8 @@ def build_report(study: Study, seed: int = 0, recommendation: Recommendation | N
     fidelity = config.search_fidelity.name
     runs = analysis.study_runs(study)
     trials = runs.at(fidelity)
-    content = ReportContent(study.name, names, sources, len(trials), {}, [], [], trust_lines(study, runs))
+    content = ReportContent(study.name, names, sources, len(trials), {}, [], [], trust_lines(study, runs),
+                            metric_signals(study, runs), tuple(o.metric for o in config.objectives))
     if not len(trials):
         content.notes.append(f"no completed trials at the search fidelity '{fidelity}' yet: run the study first")
         return content
@@ -113,6 +116,17 @@ def trust_lines(study: Study, runs: Observations) -> list[str]:
         lines.append(f"decision accuracy of '{config.search_fidelity.name}' for '{config.fidelities[-1].name}', {name}: "
                      f"{accuracy.accuracy:.2f} ({_figure(accuracy.low)}-{_figure(accuracy.high)}) over {accuracy.pairs} pairs")
     return lines
+
+
+def metric_signals(study: Study, runs: Observations) -> list[headroom.MetricSignal]:
+    """Every metric's signal, noise and flags at the search fidelity (:mod:`mixopt.headroom`), with the
+    rank correlation against the last fidelity where there are two."""
+    config = study.config
+    at = config.search_fidelity.name
+    other = config.fidelities[-1].name if len(config.fidelities) > 1 else None
+    if not (runs.fidelities == at).any():
+        return []
+    return headroom.assess(runs, at, other, objectives={o.metric: o.direction for o in config.objectives})
 
 
 def _figure(value: float | None) -> str:
@@ -237,6 +251,8 @@ def render_html(content: ReportContent, script: str = "plotly.min.js") -> str:
     if content.trust:
         parts.append("<h2>Trust before promotion</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in content.trust)
                      + "</ul>")
+    if content.metrics:
+        parts.append(metrics_table(content.metrics, content.objective_metrics))
     if content.picks:
         header = "".join(f"<th>{esc(n)}</th>" for n in content.names)
         parts.append(f"<h2>Suggested mixtures</h2><table><tr><th>rule</th><th>trial</th>{header}<th>mixture</th></tr>")
@@ -259,6 +275,23 @@ def render_html(content: ReportContent, script: str = "plotly.min.js") -> str:
             parts.append(f"<h2>{esc(title)}</h2><p class='caption'>{esc(caption)}</p><div class='figure'>{body}</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def metrics_table(signals: list[headroom.MetricSignal], objectives: tuple[str, ...]) -> str:
+    """The report's section on signal and noise: one row per metric, objectives marked, flags spelled out."""
+    esc = html.escape
+    rows = ["<h2>Signal and noise of the metrics</h2><table><tr><th>metric</th><th>mixtures / replicated</th>"
+            "<th>signal</th><th>noise</th><th>S/N</th><th>flags</th></tr>"]
+    for m in signals:
+        name = f"<b>{esc(m.name)}</b> (objective)" if m.name in objectives else esc(m.name)
+        rows.append(f"<tr><td>{name}</td><td class='num'>{m.mixtures} / {m.replicated}</td>"
+                    f"<td class='num'>{_figure(m.signal)}</td><td class='num'>{_figure(m.noise)}</td>"
+                    f"<td class='num'>{_figure(m.ratio)}</td><td>{esc(', '.join(m.flags)) or 'ok'}</td></tr>")
+    rows.append(f"</table><p class='caption'>Signal: the spread of the metric across the study's mixtures; noise: "
+                f"the seed spread of mixtures run more than once (a <code>replicates</code> section runs some); a metric "
+                f"with S/N below {headroom.SIGNAL_TO_NOISE_MIN:g} cannot rank mixtures. <code>mixopt metrics</code> "
+                f"gives the details and suggests objectives.</p>")
+    return "".join(rows)
 
 
 def write_report(study: Study, path: str | Path, png: bool = False, attach: bool = True,

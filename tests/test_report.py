@@ -144,3 +144,21 @@ def test_cli_report_writes_the_page(tmp_path):
     assert result.exit_code == 0, result.output
     assert output.is_file() and (output.parent / "plotly.min.js").is_file()
     assert f"wrote {output}" in result.output.replace("\n", "")
+
+
+def test_the_report_shows_each_metrics_signal_and_noise_from_replicates(tmp_path):
+    """Two mixtures replicated 3 times among 10 runs: every reported metric gets a row with its noise
+    measured from them; the objectives' metrics are marked; without replicates a metric says so."""
+    plan = {"mixtures": ["prior", {"web": 0.5, "books": 0.2, "code": 0.1, "math": 0.1, "qa": 0.1}], "seeds": 3}
+    (tmp_path / "replicated").mkdir()
+    (tmp_path / "plain").mkdir()
+    study = Study.open(load_config(write_study(tmp_path / "replicated", {"n_trials": 10, "replicates": plan})))
+    run_study(study)
+    content = report.build_report(study)
+    by_name = {m.name: m for m in content.metrics}
+    assert set(by_name) == {"math_loss", "code_loss", "qa_loss"}
+    assert all(m.replicated == 2 and m.noise > 0 and m.mixtures == 6 for m in by_name.values())
+    page = report.render_html(content)
+    assert "Signal and noise of the metrics" in page and "<b>math_loss</b> (objective)" in page
+    unreplicated = report.build_report(make_study(tmp_path / "plain", n_search=5))
+    assert all("no replicates" in m.flags for m in unreplicated.metrics)
