@@ -30,6 +30,7 @@ import numpy as np
 
 from mixopt import pareto
 from mixopt.errors import ConfigError
+from mixopt.search.outcome import SAME_MIXTURE_TOL
 from mixopt.search.recommend import Recommendation, recommend_search
 from mixopt.trials import History
 
@@ -86,8 +87,8 @@ def pick_measured(study: Study, rule: str, fidelity: str | None = None, export_f
 
 def _measured_baseline(baseline: np.ndarray, history: History) -> np.ndarray:
     """Mean values ``(m,)`` of the history's runs of the ``baseline`` mixture ``(K,)``."""
-    match = np.all(np.abs(history.weights - baseline) < 1e-6, axis=1)
-    if not match.any():
+    measured = history.mean_at(baseline, SAME_MIXTURE_TOL)
+    if measured is None:
         raise ConfigError("the baseline mixture has no completed run to compare against: run it first "
                           "(mixopt study ask/tell, or a trial with exactly its weights)")
-    return history.values[match].mean(axis=0)
+    return measured

@@ -175,6 +175,12 @@ class History:
         """Values oriented so that larger is better for every objective, shape ``(n, m)``."""
         return self.values * self.signs
 
+    def mean_at(self, w: np.ndarray, tol: float = 1e-6) -> np.ndarray | None:
+        """Mean values ``(m,)`` of the runs of mixture ``w`` ``(K,)`` (every weight within ``tol``); None if
+        it was never run."""
+        rows = np.all(np.abs(self.weights - np.asarray(w)) <= tol, axis=1) if len(self) else np.zeros(0, dtype=bool)
+        return self.values[rows].mean(axis=0) if rows.any() else None
+
 
 @dataclass(frozen=True)
 class Observations:

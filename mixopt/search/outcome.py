@@ -57,11 +57,10 @@ class OutcomeConstraint:
 
     def thresholds(self, space: MixtureSpace, history) -> np.ndarray | None:
         """Least acceptable maximized value per objective ``(m,)``, or None while the baseline is unmeasured."""
-        w = self.baseline_weights(space)
-        rows = np.all(np.abs(history.weights - w) <= SAME_MIXTURE_TOL, axis=1)
-        if not rows.any():
+        measured = history.mean_at(self.baseline_weights(space), SAME_MIXTURE_TOL)
+        if measured is None:
             return None
-        return history.maximized[rows].mean(axis=0) - self.margins(history.maximized.shape[1])
+        return measured * history.signs - self.margins(len(history.directions))
 
     def met(self, space: MixtureSpace, history, maximized: np.ndarray) -> np.ndarray | None:
         """Which rows of ``maximized`` ``(n, m)`` meet the constraint, or None while it cannot be judged."""
