@@ -27,13 +27,13 @@ ROOT_ROOM = "__init__"  # the package's own __init__ (``import mixopt`` for its 
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("ground", {ROOT_ROOM, "errors", "space", "compat", "cache", "registry", "failpoints", "pareto", "seeding",
-                "tables", "merge", "export", "trials", "trust", "examples"}),
+                "tables", "merge", "export", "trials", "trust", "examples", "noise"}),
     ("surrogates", {"surrogates"}),
     ("search", {"search"}),
     ("runners", {"runners", "executors"}),
     ("study", {"study", "config", "objectives"}),
     ("application", {"loop", "rounds", "screen", "reuse", "report", "recommend", "analysis", "handoff", "demo",
-                     "controller", "figures", "headroom", "scaffold"}),
+                     "controller", "figures", "headroom", "scaffold", "replicates"}),
     ("entry points", {"cli", "benchmarks", "studies"}),  # studies/: the example studies (package data)
 ]
 # Contract and space modules: they (and what they import, transitively) import only the ground layer and
