@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.model_selection import KFold
 
-from mixopt import pareto
+from mixopt import headroom, pareto
 from mixopt.config import ComponentConfig, StudyConfig
 from mixopt.space import MixtureSpace
 from mixopt.surrogates.fitting import fit_surrogates, make_surrogate, predict
@@ -122,6 +122,16 @@ def fidelity_agreement(config: StudyConfig, done: Observations) -> dict[str, Dec
         return {}
     return {o.name: decision_accuracy(np.array([low[k][j] for k in both]), np.array([high[k][j] for k in both]))
             for j, o in enumerate(config.objectives)}
+
+
+def metric_signals(config: StudyConfig, runs: Observations) -> list[headroom.MetricSignal]:
+    """Every metric's signal, noise and flags at the search fidelity (:func:`mixopt.headroom.assess`), with
+    the rank correlation against the last fidelity where there are two; empty before any run there."""
+    at = config.search_fidelity.name
+    other = config.fidelities[-1].name if len(config.fidelities) > 1 else None
+    if not (runs.fidelities == at).any():
+        return []
+    return headroom.assess(runs, at, other, objectives={o.metric: o.direction for o in config.objectives})
 
 
 def observed_front(study: Study) -> tuple[Observations, Observations]:

@@ -75,7 +75,7 @@ def build_report(study: Study, seed: int = 0, recommendation: Recommendation | N
     runs = analysis.study_runs(study)
     trials = runs.at(fidelity)
     content = ReportContent(study.name, names, sources, len(trials), {}, [], [], trust_lines(study, runs),
-                            metric_signals(study, runs), tuple(o.metric for o in config.objectives))
+                            analysis.metric_signals(config, runs), tuple(o.metric for o in config.objectives))
     if not len(trials):
         content.notes.append(f"no completed trials at the search fidelity '{fidelity}' yet: run the study first")
         return content
@@ -116,17 +116,6 @@ def trust_lines(study: Study, runs: Observations) -> list[str]:
         lines.append(f"decision accuracy of '{config.search_fidelity.name}' for '{config.fidelities[-1].name}', {name}: "
                      f"{accuracy.accuracy:.2f} ({_figure(accuracy.low)}-{_figure(accuracy.high)}) over {accuracy.pairs} pairs")
     return lines
-
-
-def metric_signals(study: Study, runs: Observations) -> list[headroom.MetricSignal]:
-    """Every metric's signal, noise and flags at the search fidelity (:mod:`mixopt.headroom`), with the
-    rank correlation against the last fidelity where there are two."""
-    config = study.config
-    at = config.search_fidelity.name
-    other = config.fidelities[-1].name if len(config.fidelities) > 1 else None
-    if not (runs.fidelities == at).any():
-        return []
-    return headroom.assess(runs, at, other, objectives={o.metric: o.direction for o in config.objectives})
 
 
 def _figure(value: float | None) -> str:

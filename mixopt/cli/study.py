@@ -186,6 +186,18 @@ def print_front(study: Study, limit: int = 12) -> None:
     out.print(table, width=width_for(out))
 
 
+def objective_signals(study: Study) -> list:
+    """Signal and noise (``mixopt.headroom.MetricSignal``) of the metrics the objectives read."""
+    from mixopt.analysis import metric_signals, study_runs
+
+    wanted = {o.metric for o in study.config.objectives}
+    return [m for m in metric_signals(study.config, study_runs(study)) if m.name in wanted]
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
 @app.command(epilog="Example: mixopt study status studies/synthetic/study.yaml")
 def status(
     config: Path | None = ConfigArg,
@@ -214,6 +226,9 @@ def status(
             "decision_accuracy": plain_json({name: dataclasses.asdict(a) for name, a in
                                              fidelity_agreement(study.config, study_runs(study)).items()}),
             "recommendation": _recommendation_json(study),
+            "objective_metrics": [{"metric": m.name, "mixtures": m.mixtures, "replicated": m.replicated,
+                                   "signal": _finite(m.signal), "noise": _finite(m.noise), "ratio": _finite(m.ratio),
+                                   "flags": list(m.flags)} for m in objective_signals(study)],
         }
         out.print_json(json.dumps(summary))
         return
@@ -240,6 +255,10 @@ def status(
         out.print(f"decision accuracy of '{cfg.search_fidelity.name}' for '{cfg.fidelities[-1].name}', {name}: "
                   f"{accuracy.accuracy:.2f} (95% interval {accuracy.low:.2f}-{accuracy.high:.2f}) over {accuracy.pairs} "
                   f"pairs of {accuracy.mixtures} mixtures measured at both; rank correlation {accuracy.rank_corr:.2f}",
+                  markup=False, highlight=False)
+    for m in objective_signals(study):
+        out.print(f"objective metric {m.name}: signal {m.signal:.3g}, noise {m.noise:.3g} from {m.replicated} replicated "
+                  f"mixture(s), S/N {m.ratio:.3g}: {', '.join(m.flags) or 'ok'} (mixopt metrics for all metrics)",
                   markup=False, highlight=False)
     if study.n_complete(study.config.search_fidelity.name):
         print_recommendation(study, recommend_study(study))

@@ -128,6 +128,9 @@ def test_status_and_exports_of_the_finished_study(finished_study):
         assert result.returncode == 0, f"{name}: {result.stderr}"
     status = json.loads(results["status"].stdout)
     assert status["states"] == {"COMPLETE": 40} and status["complete_by_fidelity"] == {"microanneal": 40}
+    metrics = {m["metric"]: m for m in status["objective_metrics"]}
+    assert set(metrics) == {"math_loss", "code_loss", "qa_loss"}  # the objectives' metrics, nothing replicated
+    assert all(m["mixtures"] == 40 and m["noise"] is None and "no replicates" in m["flags"] for m in metrics.values())
 
     # The pick is the best code loss among the mixtures that fit the integration budget's repetition caps.
     complete = load(folder).get_trials(states=(TrialState.COMPLETE,))
