@@ -63,8 +63,7 @@ def world(tmp_path_factory):
 
 def test_init_counts_every_format_exactly_and_writes_a_config_that_loads(world, tmp_path):
     data = world["root"] / "data"
-    out = tmp_path / "study" / "study.yaml"
-    out.parent.mkdir()
+    out = tmp_path / "study" / "study.yaml"  # its folder is made by init, as for a new study
     result = run_mixopt("init", data / "web", data / "code", data / "math", "--tokenizer", world["base"],
                         "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -50,6 +50,7 @@ def init(
     if not folders:
         raise ConfigError("give the data folders to scan (one source each), or --example default|synthetic|midtraining")
     from mixopt.config import parse_config
+    from mixopt.errors import OutputError
     from mixopt.export import write_atomic
     from mixopt.scaffold import model_positions, scan_sources, study_yaml
 
@@ -66,6 +67,10 @@ def init(
     text = study_yaml(sources, name=name or base.name, base=base, tokenizer_name=tokenizer, model=model,
                       microanneal_tokens=microanneal_tokens, integration_tokens=integration_tokens)
     parse_config(text, directory=base)  # what is written loads
+    try:
+        base.mkdir(parents=True, exist_ok=True)  # a new study's folder, as --example makes one
+    except OSError as exc:
+        raise OutputError.cannot_write(base, exc, "choose another --out") from None
     write_atomic(out, text)
     for s in sources:
         console.print(f"  {s.name}: {s.tokens:,} tokens ({s.kind}, {s.files} file{'s' if s.files != 1 else ''})",
