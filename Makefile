@@ -28,7 +28,7 @@ lint: setup
 # Build the sdist and wheel (no warnings allowed), install the wheel into a fresh virtualenv with torch==2.13.0
 # first, and run and export the synthetic study from a folder outside the checkout.
 wheel: setup
-	PYTHON=$(PYTHON) BUILD_PYTHON=$(BIN)/python bash .ci/wheel
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(CURDIR)/$(BIN)/python bash .ci/wheel
 
 # mypy cannot follow setuptools' package-dir mapping, so it checks a tree of links laid out as installed:
 # build/typecheck/mixopt holds mixopt/'s files with runners/ and surrogates/ as mixopt/runners, mixopt/surrogates.
