@@ -44,15 +44,40 @@ def orient(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return np.asarray(values, dtype=float) * signs
 
 
-def non_dominated(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Boolean mask ``(n,)`` of the rows of ``values`` ``(n, m)`` that no other row dominates."""
-    import torch
-    from botorch.utils.multi_objective.pareto import is_non_dominated
+FRONT_BLOCK = 512  # rows compared at once against the front found so far (memory: front x block booleans)
 
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return np.zeros(0, dtype=bool)
-    return is_non_dominated(torch.as_tensor(orient(values, directions)), deduplicate=False).numpy()
+
+def non_dominated(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Boolean mask ``(n,)`` of the rows of ``values`` ``(n, m)`` that no other row dominates (equal rows
+    are all kept; a row holding a NaN is not on the front).
+
+    A sweep over the distinct rows in lexicographic order, best first: a row can only be dominated by an
+    earlier one, which is already at least as good on the first objective and differs, so it dominates
+    when it is at least as good on the others. A block of rows at a time is compared with the front found
+    so far and with the block's earlier rows: ``O(n * front * (m - 1))`` comparisons in numpy (botorch's
+    loop took over a minute on the 12k nearly flat predictions of a GP fitted to 2 runs)."""
+    oriented = orient(values, directions)
+    mask = np.zeros(len(oriented), dtype=bool)
+    finite = ~np.isnan(oriented).any(axis=1)
+    if not finite.any():
+        return mask
+    distinct, inverse = np.unique(oriented[finite], axis=0, return_inverse=True)  # ascending lexicographic
+    rows = distinct[::-1, 1:]  # best first; the first objective is ordered already
+    kept = np.zeros(len(rows), dtype=bool)
+    front = rows[:0]
+    for start in range(0, len(rows), FRONT_BLOCK):
+        block = rows[start:start + FRONT_BLOCK]
+        earlier = np.tril(np.ones((len(block), len(block)), dtype=bool), k=-1).T  # [i, j]: i before j
+        dominated = np.zeros(len(block), dtype=bool)
+        for against, allowed in ((front, None), (block, earlier)):
+            geq = np.ones((len(against), len(block)), dtype=bool) if allowed is None else allowed.copy()
+            for k in range(block.shape[1]):
+                geq &= against[:, None, k] >= block[None, :, k]
+            dominated |= geq.any(axis=0)
+        kept[start:start + len(block)] = ~dominated
+        front = np.concatenate([front, block[~dominated]])
+    mask[finite] = kept[::-1][inverse.reshape(-1)]
+    return mask
 
 
 def reference_point(
