@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mixopt.errors import ConfigError
+from mixopt.errors import ConfigError, shown
 from mixopt.pareto import parse_pick_rule
 from mixopt.space import TOKEN_DTYPES, Group, MixtureSpace, Source
 from mixopt.surrogates import DEFAULT_SURROGATE
@@ -312,8 +312,10 @@ def parse_config(text: str, directory: Path = Path(".")) -> StudyConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"study config is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        position = getattr(exc, "position", None)  # a reader error (a character YAML forbids) has no mark
+        where = f" at line {mark.line + 1}" if mark else f" at character {position}" if position is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"study config is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError("study config must be a YAML mapping with keys such as name, sources, objectives")
     config = _build(StudyConfig, data, "")
@@ -426,7 +428,7 @@ def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:
             raise ConfigError(f"screening names unknown source '{source}': {fix}")
     weights = list(screening.anchor.values())
     if not weights or not all(isinstance(w, (int, float)) and w >= 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
-        raise ConfigError(f"screening.anchor must map sources to weights >= 0 that sum to 1 (got {screening.anchor})")
+        raise ConfigError(f"screening.anchor must map sources to weights >= 0 that sum to 1 (got {shown(screening.anchor)})")
     if not 0 < screening.share < 1:
         raise ConfigError(f"screening.share must be in (0, 1) (got {screening.share})")
     if screening.replicates < 1:
@@ -452,7 +454,7 @@ def validate_reuse(reuse: ReuseConfig, new_tokens: dict[str, float | None]) -> N
             shares = list(target.values())
             if not shares or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in shares) \
                     or abs(sum(shares) - 1) > 1e-6:
-                raise ConfigError(f"{where}: shares must be numbers >= 0 that sum to 1 (got {target})")
+                raise ConfigError(f"{where}: shares must be numbers >= 0 that sum to 1 (got {shown(target)})")
         else:
             raise ConfigError(f"{where}: expected a new source, a list of new sources or {{source: share}}, got {_describe(target)}")
         for name in target:
@@ -585,5 +587,6 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text[:40]}"
+    """A value's type and the start of its repr, for messages; bounded however large or deeply shared the
+    value is (a YAML alias bomb expands to 9**9 items)."""
+    return f"{type(value).__name__} {shown(value)[:40]}"

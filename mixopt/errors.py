@@ -2,6 +2,7 @@
 
 import errno
 import os
+import reprlib
 
 
 class MixoptError(Exception):
@@ -45,3 +46,13 @@ class OutputError(MixoptError):
         }
         fix = fixes.get(error.errno or 0, f"check {folder}")  # errno is None for an OSError built by hand
         return cls(f"cannot write {path}: {error.strerror or error}; {fix}, or {elsewhere}")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 4, 4, 40, 40
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short (about 40 characters a level, 3 levels), however large or deeply shared
+    ``value`` is (a YAML alias bomb is 9**9 items once expanded): how error messages quote bad values."""
+    return _REPR.repr(value)

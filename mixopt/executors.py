@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mixopt.compat import pool_processes, submitit_job_class
-from mixopt.errors import RunFailed
+from mixopt.errors import ConfigError, RunFailed, shown
 from mixopt.registry import Registry
 
 POLL_SECONDS = 0.2
@@ -119,7 +119,13 @@ class LocalExecutor(Executor):
 
     MAX_RESTARTS = 3  # times one item is re-run after other workers broke its pool
 
+    MAX_WORKERS = 1024  # more processes than this on one machine: use the ray or slurm executor
+
     def __init__(self, workers: int = 1, threads: int = 1) -> None:
+        for option, value, most in (("workers", workers, self.MAX_WORKERS), ("threads", threads, None)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most and value > most):
+                raise ConfigError(f"executor 'local': option {option} must be an integer from 1"
+                                  f"{f' to {most}' if most else ''} (got {shown(value)}); set executor.options.{option}")
         self.workers = workers
         self.threads = threads
         self._pool: ProcessPoolExecutor | None = None

@@ -66,14 +66,17 @@ def detect_key(ratios: pd.DataFrame, metrics: pd.DataFrame, key: str | None = No
 
 
 def numeric_columns(table: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
-    """``table[columns]`` as floats; text cells or NaNs are a ``ConfigError`` naming the first bad cell."""
+    """``table[columns]`` as floats; text cells, NaNs or infinities (``inf``, ``1e400``) are a ``ConfigError``
+    naming the first bad cell."""
     values = table[columns].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna()
-    if bad.any().any():
-        column = bad.any().idxmax()
-        row = int(np.flatnonzero(bad[column].to_numpy())[0])
+    bad = ~np.isfinite(values.to_numpy(float))
+    if bad.any():
+        column = columns[int(bad.any(axis=0).argmax())]
+        row = int(np.flatnonzero(bad[:, columns.index(column)])[0])
         cell = table[column].iloc[row]
-        what = "is empty (NaN)" if pd.isna(cell) else f"is not a number ({cell!r})"
+        text = repr(cell) if isinstance(cell, str) else str(cell)  # 'x' from the file, inf once read as a number
+        what = ("is empty (NaN)" if pd.isna(cell) else f"is infinite ({text})" if np.isinf(values[column].iloc[row])
+                else f"is not a number ({text})")
         where = f"row {row + 1}" if isinstance(table.index, pd.RangeIndex) else f"run {table.index[row]!r}"
         raise ConfigError(f"{source}: column '{column}' {where} {what}; fix or drop that row")
     return values.astype(float)
