@@ -336,6 +336,7 @@ def check_study_name(name: str) -> str:
 def validate(config: StudyConfig) -> None:
     """Checks that span sections; the space itself is checked at every fidelity's budget."""
     check_study_name(config.name)
+    _check_printable(config)
     if not config.objectives:
         raise ConfigError("objectives: list at least one objective (name, metric, direction)")
     if not config.fidelities:
@@ -418,6 +419,20 @@ def validate_replicates(config: StudyConfig) -> None:
     named = [e for e in replicates.mixtures if isinstance(e, str)]
     if len(set(named)) != len(named):
         raise ConfigError(f"replicates.mixtures: each name at most once (got {named}); raise seeds for more runs")
+
+
+def _check_printable(config: StudyConfig) -> None:
+    """Names and metrics hold no line break, tab, NUL or other control character: they are echoed in
+    one-line errors, folders and table columns."""
+    named = [("sources", s.name) for s in config.sources]
+    named += [("constraints", text) for c in config.constraints for text in (c.name, *c.sources)]
+    named += [("objectives", text) for o in config.objectives for text in (o.name, o.metric, *o.parts)]
+    named += [("fidelities", f.name) for f in config.fidelities]
+    named += [(key, getattr(config, key).name) for key in ("searcher", "runner", "executor", "surrogate")]
+    for section, text in named:
+        if not text.isprintable():
+            raise ConfigError(f"{section}: {text!r} holds a control character (a line break, tab or NUL); "
+                              "use a printable name")
 
 
 def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:

@@ -41,7 +41,7 @@ N_CASES = 1000
 CASE_SECONDS = 60  # per case: load, two trials (or a table's import and fit); a loaded 2-core machine
 CASE_MEGABYTES = 512  # per case: growth of the peak resident size (the recommendation's 12k-candidate pool)
 PROCESS_MEGABYTES = 3072  # the whole test process's peak resident size (torch, botorch, optuna loaded)
-FULL_RUN_EVERY = 100  # every 100th loaded config also runs the whole controller (recommendation, export)
+FULL_RUN_EVERY = 50  # every 50th loaded config also runs the whole controller (recommendation, export)
 CLI_REFUSALS = 8  # refusals checked again through `mixopt study run`
 BASES = ["synthetic", "default", "midtraining", "olmo-cookbook"]
 SYNTHETIC = (REPO / "studies" / "synthetic" / "study.yaml").read_text()
@@ -185,7 +185,7 @@ def test_mutated_configs_load_and_run_or_are_refused_with_one_line(tmp_path):
     print(f"\nFIGURE fuzz configs: tried {N_CASES}, loaded {ran + outcomes['refused at run']}, "
           f"ran {ran} (two trials each; {outcomes['ran whole']} through the whole controller run), refused "
           f"{outcomes['refused']} at load + {outcomes['refused at run']} at run, tracebacks 0; slowest case "
-          f"{slowest:.1f} s (bound {CASE_SECONDS}), peak allocations {heaviest:.0f} MB (bound {CASE_MEGABYTES}), "
+          f"{slowest:.1f} s (bound {CASE_SECONDS}), peak resident growth {heaviest:.0f} MB (bound {CASE_MEGABYTES}), "
           f"process peak RSS {rss:.0f} MB (bound {PROCESS_MEGABYTES}); through the command: {len(refusals)} "
           "refusals, exit 2, one line")
 
@@ -326,6 +326,15 @@ def test_a_character_yaml_forbids_is_one_line_naming_its_position():
     with pytest.raises(ConfigError) as caught:
         parse_config(SYNTHETIC.replace("seed: 0", "seed: \x00", 1))
     assert "\n" not in str(caught.value) and "at character" in str(caught.value)
+
+
+@pytest.mark.parametrize(("old", "new"), [("name: books", 'name: "bo\\nok"'), ("name: serial", 'name: "se\\nrial"'),
+                                          ("metric: qa_loss", 'metric: "qa\\tloss"')])
+def test_a_name_with_a_line_break_is_refused_in_one_line(old, new):
+    """Found: a source or executor name holding a line break was echoed into a two-line error."""
+    with pytest.raises(ConfigError, match="holds a control character") as caught:
+        parse_config(SYNTHETIC.replace(old, new, 1))
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("options", [{"workers": 0}, {"workers": 2**63}, {"workers": "two"}, {"threads": 0}])
