@@ -54,6 +54,23 @@ class CaseTimeout(BaseException):
     """Raised in a case that ran past ``CASE_SECONDS`` (a BaseException: no ``except Exception`` eats it)."""
 
 
+def bounded_case(label: str, folder: Path, run: Callable[[], str], failures: list[str]) -> tuple[str, float, float] | None:
+    """One fuzz case in its own ``folder`` (made, then removed) under :func:`bounded`: ``(outcome, seconds,
+    megabytes)``, or None when it raised; a traceback, a timeout or a peak resident growth above
+    ``CASE_MEGABYTES`` is appended to ``failures`` under ``label``."""
+    folder.mkdir()
+    try:
+        outcome, seconds, megabytes = bounded(run)
+    except BaseException as exc:  # noqa: B036 (a traceback or a timeout is this test's finding)
+        failures.append(f"{label}: {type(exc).__name__}: {str(exc)[:300]}")
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if megabytes > CASE_MEGABYTES:
+        failures.append(f"{label}: its peak resident size grew {megabytes:.0f} MB")
+    return outcome, seconds, megabytes
+
+
 def bounded(fn: Callable[[], str]) -> tuple[str, float, float]:
     """``fn()`` under the time bound, with its seconds and the growth of the process's peak resident size
     (MB) over its start: Linux's peak (``VmHWM``) reset through ``/proc/self/clear_refs`` first (tracemalloc
@@ -167,18 +184,13 @@ def test_mutated_configs_load_and_run_or_are_refused_with_one_line(tmp_path):
         name = BASES[i % len(BASES)]
         case = config_case(rng, parsed[name], bases[name])
         folder = root / f"case-{i}"
-        folder.mkdir()
-        try:
-            outcome, seconds, megabytes = bounded(functools.partial(run_config_case, case, folder, storage, loaded))
-        except BaseException as exc:  # noqa: B036 (a traceback or a timeout is this test's finding)
-            failures.append(f"case {i} ({name}: {case.what}): {type(exc).__name__}: {str(exc)[:300]}")
+        result = bounded_case(f"case {i} ({name}: {case.what})", folder,
+                              functools.partial(run_config_case, case, folder, storage, loaded), failures)
+        if result is None:
             continue
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        outcome, seconds, megabytes = result
         outcomes[outcome] += 1
         slowest, heaviest = max(slowest, seconds), max(heaviest, megabytes)
-        if megabytes > CASE_MEGABYTES:
-            failures.append(f"case {i} ({name}: {case.what}): its peak resident size grew {megabytes:.0f} MB")
         if outcome == "refused" and len(refusals) < CLI_REFUSALS and rng.random() < 0.05:
             refusals.append(case)
     assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures[:40])
@@ -283,18 +295,13 @@ def test_mutated_run_tables_import_and_fit_or_are_refused_with_one_line(tmp_path
         ratios, metrics, config = bases[name]
         case = table_case(rng, ratios, metrics)
         folder = root / f"table-{i}"
-        folder.mkdir()
-        try:
-            outcome, seconds, megabytes = bounded(functools.partial(run_table_case, case, folder, config, storage, loaded))
-        except BaseException as exc:  # noqa: B036 (a traceback or a timeout is this test's finding)
-            failures.append(f"case {i} ({name}: {case.what}): {type(exc).__name__}: {str(exc)[:300]}")
+        result = bounded_case(f"case {i} ({name}: {case.what})", folder,
+                              functools.partial(run_table_case, case, folder, config, storage, loaded), failures)
+        if result is None:
             continue
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        outcome, seconds, megabytes = result
         outcomes[outcome] += 1
         slowest, heaviest = max(slowest, seconds), max(heaviest, megabytes)
-        if megabytes > CASE_MEGABYTES:
-            failures.append(f"case {i} ({name}: {case.what}): its peak resident size grew {megabytes:.0f} MB")
     assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures[:40])
     gp = (outcomes["imported"] + FIT_GP_EVERY - 1) // FIT_GP_EVERY
     print(f"\nFIGURE fuzz tables: tried {N_CASES}, loaded {outcomes['imported']}, imported and fitted "
