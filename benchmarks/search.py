@@ -205,17 +205,18 @@ def run_searcher(problem: str, searcher_name: str, seed: int, budget: int, batch
     plan = ReplicatesConfig(**replicates) if replicates is not None else None
     history = History.empty(p.space.dim, p.directions)
     records, measured, seconds, queued = [], [], 0.0, set()
+    waiting = np.zeros((0, p.space.dim))  # replicate runs queued and not yet run, first in first out (as a study's)
     for round_ in range(-(-budget // batch)):
         start = time.perf_counter()
         n = min(batch, budget - len(history))
-        X = np.zeros((0, p.space.dim))
         if plan is not None:
             todo = replicate_plan.due(plan, len(history), budget, queued)
             queued.update(todo)
-            X, _ = replicate_plan.replicate_rows(
+            rows, _ = replicate_plan.replicate_rows(
                 plan, todo, p.space, prior=options.get("prior"), baseline=None, granularity=REPLICATE_GRID,
                 incumbent=lambda h=history: recommend_mod.recommend_search(searcher, p.space, h, seed=seed).weights)
-            X = X[:n]
+            waiting = np.vstack([waiting, rows])
+        X, waiting = waiting[:n], waiting[n:]
         if len(X) < n:
             X = np.vstack([X, searcher.propose(p.space, history, n - len(X), seed=batch_seed(seed, round_))])
         seconds += time.perf_counter() - start
