@@ -136,6 +136,24 @@ class ReplicatesConfig:
     """Share of ``n_trials`` complete before the incumbent is replicated, in (0, 1)."""
 
 
+FIDELITY_POLICIES = ("rounds", "cost-aware")
+COST_UNITS = ("tokens", "seconds")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """What a ``fidelity_policy: cost-aware`` study may spend, in total, on its runs (:mod:`mixopt.costaware`)."""
+
+    cost: float
+    """The total, in ``unit``s: every run started counts, the final run at the target fidelity included."""
+    unit: str = "tokens"
+    """``tokens`` (a run costs its fidelity's tokens) or ``seconds`` (each fidelity's mean measured run time)."""
+    initial: int | None = None
+    """Runs at the search fidelity in the initial design (None: the number of sources + 1)."""
+    initial_target: int = 2
+    """Of those mixtures, how many are also run at the target fidelity first (the model's first look at it)."""
+
+
 @dataclass(frozen=True)
 class PromoteConfig(Gates):
     """What a round checks before its integration run (:mod:`mixopt.trust`): the gates (``max_distance``,
@@ -229,6 +247,12 @@ class StudyConfig:
     average their checkpoints (``mixopt.merge``); needs ``rounds`` (None: no merge)."""
     promote: PromoteConfig = field(default_factory=PromoteConfig)
     """What a round checks before its integration run."""
+    fidelity_policy: str = "rounds"
+    """How runs get their fidelity: ``rounds`` (the searcher at the first fidelity, the ``rounds``' promotions at
+    the last) or ``cost-aware`` (a multi-fidelity model chooses each run's mixture and fidelity under
+    ``budget``, then one promotion to the last fidelity; ``n_trials`` and ``rounds`` unused)."""
+    budget: BudgetConfig | None = None
+    """The total cost of a ``cost-aware`` study's runs (None: no cost-aware policy)."""
     reuse: ReuseConfig | None = None
     """Warm start from an earlier study whose sources may differ (None: none)."""
     replicates: ReplicatesConfig | None = None
@@ -375,9 +399,11 @@ def validate(config: StudyConfig) -> None:
             raise ConfigError(f"rounds must be >= 1 (got {config.rounds})")
         if len(config.fidelities) < 2:
             raise ConfigError("rounds need an integration fidelity: list it after the microanneal one in fidelities")
+    validate_fidelity_policy(config)
     if config.merge_seeds is not None:
-        if config.rounds is None:
-            raise ConfigError("merge_seeds needs rounds: it merges seeds of the last round's recommended mixture")
+        if config.rounds is None and config.fidelity_policy != "cost-aware":
+            raise ConfigError("merge_seeds needs rounds (or fidelity_policy: cost-aware): it merges seeds of the "
+                              "promoted mixture")
         if config.merge_seeds < 2:
             raise ConfigError(f"merge_seeds must be >= 2 (got {config.merge_seeds}): a merge needs two checkpoints")
     if config.reuse is not None:
@@ -391,6 +417,49 @@ def validate(config: StudyConfig) -> None:
     if config.seed < 0:
         raise ConfigError(f"seed must be >= 0 (got {config.seed}): it seeds numpy's SeedSequence")
     parse_pick_rule(config.pick, [o.name for o in config.objectives])
+
+
+def validate_fidelity_policy(config: StudyConfig) -> None:
+    """``fidelity_policy`` known; ``cost-aware`` with two fidelities or more, no ``rounds`` and a ``budget``
+    that pays for its initial design and the final run at the target fidelity."""
+    policy, budget = config.fidelity_policy, config.budget
+    if policy not in FIDELITY_POLICIES:
+        hint = difflib.get_close_matches(str(policy), FIDELITY_POLICIES, n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else f"choose one of {', '.join(FIDELITY_POLICIES)}"
+        raise ConfigError(f"unknown fidelity_policy {shown(policy)}: {fix}")
+    if policy != "cost-aware":
+        if budget is not None:
+            raise ConfigError("budget is the total cost of a fidelity_policy: cost-aware study: add that policy or remove budget")
+        return
+    if len(config.fidelities) < 2:
+        raise ConfigError("fidelity_policy: cost-aware chooses between fidelities: list at least two (cheapest first)")
+    if config.rounds is not None:
+        raise ConfigError("fidelity_policy: cost-aware chooses the fidelity of every run itself: remove rounds")
+    if budget is None:
+        raise ConfigError("fidelity_policy: cost-aware needs a budget: add budget: {cost: TOTAL, unit: tokens}")
+    if budget.unit not in COST_UNITS:
+        raise ConfigError(f"budget.unit is {shown(budget.unit)}: choose one of {', '.join(COST_UNITS)}")
+    if budget.initial is not None and budget.initial < 2:
+        raise ConfigError(f"budget.initial must be >= 2 (got {budget.initial}): the model needs two runs to start")
+    initial = initial_runs(config)
+    if not 0 <= budget.initial_target <= initial:
+        raise ConfigError(f"budget.initial_target must be between 0 and budget.initial ({initial}); got {budget.initial_target}")
+    if not budget.cost > 0:
+        raise ConfigError(f"budget.cost must be > 0 (got {budget.cost})")
+    if config.surrogate.name == "multifidelity" and budget.initial_target < 3:
+        raise ConfigError("surrogate multifidelity needs 3 runs at the target fidelity before the promotion: set "
+                          "budget.initial_target to 3 or more, or choose another surrogate")
+    if budget.unit == "tokens":
+        least = initial * config.search_fidelity.tokens + (budget.initial_target + 1) * config.fidelities[-1].tokens
+        if budget.cost < least:
+            raise ConfigError(f"budget.cost {budget.cost:g} tokens does not pay for the initial design and the final "
+                              f"run at '{config.fidelities[-1].name}' ({least:g} tokens): raise it or lower budget.initial")
+
+
+def initial_runs(config: StudyConfig) -> int:
+    """Search-fidelity runs in a cost-aware study's initial design."""
+    assert config.budget is not None
+    return config.budget.initial if config.budget.initial is not None else len(config.sources) + 1
 
 
 REPLICATE_NAMES = ("prior", "baseline", "incumbent")

@@ -1,10 +1,10 @@
 """The controller: what ``mixopt study run`` does, in order, and what ``mixopt study ask`` hands out.
 
 1. reuse: the runs of an older study imported (and its proposals queued) as the config's ``reuse`` says, once;
-2. search: integration rounds (:mod:`mixopt.rounds`) where the config has ``rounds``, else the search loop
-   (:func:`mixopt.loop.run_study`); both, and screening and seed merges, run their trials through one
-   dispatch routine (:class:`mixopt.loop.Dispatch`);
-3. the mixture to train for real (the last round's integration run, or the model's recommendation,
+2. search: the cost-aware fidelity policy (:mod:`mixopt.costaware`) where the config sets it, integration
+   rounds (:mod:`mixopt.rounds`) where it has ``rounds``, else the search loop (:func:`mixopt.loop.run_study`);
+   all, and screening and seed merges, run their trials through one dispatch routine (:class:`mixopt.loop.Dispatch`);
+3. the mixture to train for real (the promoted integration run, or the model's recommendation,
    :func:`mixopt.recommend.recommend_study`) exported beside the config (olmo-core). An export its reader
    would refuse (sources with weight > 0 and no paths) does not fail the run: it is written with a warning
    line in its header, and ``Outcome.incomplete`` names those sources.
@@ -52,6 +52,7 @@ def run(study: Study, n_trials: int | None = None, batch_size: int | None = None
     older study (applied by this call, or found applied by an earlier one); ``on_promotion(entry)`` of each
     round's candidate checks before its integration run (an entry of the study's promotion log)."""
     from mixopt import export, handoff
+    from mixopt.costaware import run_cost_aware
     from mixopt.loop import run_study
     from mixopt.recommend import recommend_study
     from mixopt.reuse import apply_reuse, stored_report
@@ -64,7 +65,9 @@ def run(study: Study, n_trials: int | None = None, batch_size: int | None = None
         if on_reuse is not None and report is not None:
             on_reuse(report, reused is not None)
     promotion, recommendation = None, None
-    if config.rounds:
+    if config.fidelity_policy == "cost-aware":
+        promotion = run_cost_aware(study, on_progress=on_progress, on_promotion=on_promotion)
+    elif config.rounds:
         promotion = run_rounds(study, on_progress=on_progress, on_promotion=on_promotion)
     else:
         run_study(study, n_trials=n_trials or config.n_trials, batch_size=batch_size, on_progress=on_progress)

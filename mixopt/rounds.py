@@ -143,25 +143,38 @@ def run_rounds(study: Study, on_progress: Callable[[Progress], None] | None = No
     rounds = config.rounds
     if config.merge_seeds:
         check_keeps_checkpoints(config)
-    integration = config.fidelities[-1].name
     per_round = math.ceil(config.n_trials / rounds)
     for round_number in range(1, rounds + 1):
         run_study(study, n_trials=min(round_number * per_round, config.n_trials), on_progress=on_progress)
-        promoted = _round_trials(study, round_number)
-        if not promoted:
-            _promote_round(study, round_number, on_progress, on_promotion)
-        elif all(t.state == TrialState.FAIL for t in promoted):  # its run failed earlier: run it again
-            study.enqueue(study.weights_of(promoted[-1])[None, :], integration,
-                          {Attr.ROUND: round_number, Attr.PREDICTED: promoted[-1].user_attrs[Attr.PREDICTED]})
-        run_waiting(study, on_progress)
-        if not any(t.state == TrialState.COMPLETE for t in _round_trials(study, round_number)):
-            raise RunFailed(f"the integration run of round {round_number} failed: see `mixopt study status`, then run again")
-    last = [t for t in _round_trials(study, rounds) if t.state == TrialState.COMPLETE][-1]
+        finish_round(study, round_number, on_progress, on_promotion)
+    return promoted(study, rounds, on_progress)
+
+
+def finish_round(study: Study, round_number: int, on_progress: Callable[[Progress], None] | None = None,
+                 on_promotion: Callable[[dict], None] | None = None) -> None:
+    """Promote round ``round_number``'s candidate (unless it was), run a failed integration run of it again,
+    and run what waits; ``RunFailed`` when the round still has no completed integration run."""
+    integration = study.config.fidelities[-1].name
+    promoted_trials = _round_trials(study, round_number)
+    if not promoted_trials:
+        _promote_round(study, round_number, on_progress, on_promotion)
+    elif all(t.state == TrialState.FAIL for t in promoted_trials):  # its run failed earlier: run it again
+        study.enqueue(study.weights_of(promoted_trials[-1])[None, :], integration,
+                      {Attr.ROUND: round_number, Attr.PREDICTED: promoted_trials[-1].user_attrs[Attr.PREDICTED]})
+    run_waiting(study, on_progress)
+    if not any(t.state == TrialState.COMPLETE for t in _round_trials(study, round_number)):
+        raise RunFailed(f"the integration run of round {round_number} failed: see `mixopt study status`, then run again")
+
+
+def promoted(study: Study, round_number: int, on_progress: Callable[[Progress], None] | None = None) -> Promotion:
+    """Round ``round_number``'s completed integration run as the recommendation (with ``merge_seeds``: its
+    seeds run and merged)."""
+    last = [t for t in _round_trials(study, round_number) if t.state == TrialState.COMPLETE][-1]
     recommendation = Promotion(
-        trial=last.number, round=rounds, mixture=study.space.as_dict(study.weights_of(last)),
+        trial=last.number, round=round_number, mixture=study.space.as_dict(study.weights_of(last)),
         predicted=list(last.user_attrs[Attr.PREDICTED]), measured=list(last.values) if last.values else None,
     )
-    return merge_seeds(study, recommendation, on_progress) if config.merge_seeds else recommendation
+    return merge_seeds(study, recommendation, on_progress) if study.config.merge_seeds else recommendation
 
 
 def _promote_round(study: Study, round_number: int, on_progress: Callable[[Progress], None] | None,

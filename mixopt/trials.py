@@ -48,6 +48,7 @@ class Attr:
     PROPOSAL = "reused_from"
     LOCAL_FOR = "local_for_round"  # a microanneal run around a round's candidate that failed a gate
     REPLICATE_OF = "replicate_of"  # a replicate run of a configured mixture (mixopt.replicates label)
+    CHOSEN_BY = "chosen_by"  # a cost-aware study's run: "initial" (a first target run) or "cost-aware" (the model's)
 
 
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("runners", {"runners", "executors"}),
     ("study", {"study", "config", "objectives"}),
     ("application", {"loop", "rounds", "screen", "reuse", "report", "recommend", "analysis", "handoff", "demo",
-                     "controller", "figures", "headroom", "scaffold", "replicates"}),
+                     "controller", "figures", "headroom", "scaffold", "replicates", "costaware"}),
     ("entry points", {"cli", "benchmarks", "studies"}),  # studies/: the example studies (package data)
 ]
 # Contract and space modules: they (and what they import, transitively) import only the ground layer and

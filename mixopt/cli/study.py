@@ -207,6 +207,7 @@ def status(
 ) -> None:
     """Counts of trials by state and fidelity, failures with their reasons, and the Pareto front."""
     from mixopt.analysis import fidelity_agreement, study_runs
+    from mixopt.costaware import budget_status
     from mixopt.recommend import recommend_study
     from mixopt.rounds import merge_results
     from mixopt.trials import StudyAttr
@@ -222,6 +223,7 @@ def status(
             "complete_by_fidelity": frame[frame.state == "COMPLETE"].groupby("fidelity").size().to_dict() if not frame.empty else {},
             "failures": [{"trial": int(r.trial), "reason": r.fail_reason} for r in failed.itertuples()],
             "seed_merges": merge_results(study),
+            "budget": budget_status(study),
             "promotion_log": study.optuna.user_attrs.get(StudyAttr.PROMOTION_LOG, []),
             "decision_accuracy": plain_json({name: dataclasses.asdict(a) for name, a in
                                              fidelity_agreement(study.config, study_runs(study)).items()}),
@@ -241,6 +243,9 @@ def status(
     for r in failed.itertuples():
         out.print(f"  trial {r.trial} failed: {r.fail_reason}")
     print_front(study)
+    if (budget := budget_status(study)) is not None:
+        each = ", ".join(f"{name} {cost:.3g}" for name, cost in budget["run_costs"].items())
+        out.print(f"budget: spent {budget['spent']:.4g} of {budget['cost']:.4g} {budget['unit']} (one run: {each})")
     names = [o.name for o in study.config.objectives]
     predicted = study.optuna.user_attrs.get(StudyAttr.PREDICTED_FRONT)
     if predicted:
