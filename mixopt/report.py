@@ -27,6 +27,7 @@ import plotly.io as pio
 
 from mixopt import analysis, headroom, pareto
 from mixopt.errors import ConfigError
+from mixopt.failpoints import failpoint
 from mixopt.figures import (
     Pick,
     composition_figure,
@@ -294,6 +295,7 @@ def write_report(study: Study, path: str | Path, png: bool = False, attach: bool
             path.parent.mkdir(parents=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the report folder {path.parent}: {exc.strerror}") from None
+    failpoint("report")  # a bug here must not lose the study: its runs and export are stored by now
     content = build_report(study, recommendation=recommendation)
     written = [_write_plotlyjs(path.parent)]
     if png and content.figures:

@@ -151,7 +151,10 @@ def print_reuse(report) -> None:
 
 def write_study_report(study: Study, recommendation=None) -> None:
     """The HTML report beside the config, written last (the runs are stored and the mixture exported by
-    then). A folder that cannot be written is a warning; any other failure is a bug and fails the command."""
+    then). A folder that cannot be written is a warning; any other failure (a bug) is one error line and
+    exit status 1, its traceback kept in ``report/<study>-error.txt``: the study stays complete."""
+    import traceback
+
     from mixopt.report import write_report
 
     path = study.config.directory / "report" / f"{study.name}.html"
@@ -161,6 +164,12 @@ def write_study_report(study: Study, recommendation=None) -> None:
         out.print(f"report: {path}")
     except (OSError, ConfigError) as exc:
         console.print(f"[yellow]no report:[/] {exc} (write it elsewhere with `mixopt study report -o PATH`)")
+    except Exception as exc:  # noqa: BLE001 (a bug in the report must not read as a failed study)
+        kept = path.with_name(f"{study.name}-error.txt")
+        kept.write_text(traceback.format_exc())
+        console.print(f"error: the report failed ({type(exc).__name__}: {exc}); the study's runs and export are stored. "
+                  f"its traceback is in {kept}; `mixopt study report` writes the report again", markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
 
 def print_front(study: Study, limit: int = 12) -> None:

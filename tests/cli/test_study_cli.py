@@ -390,7 +390,7 @@ def test_runs_failing_beyond_max_failures_exit_1_and_keep_completed_runs(tmp_pat
     assert all(t.user_attrs["fail_reason"].startswith("RunFailed") for t in study.get_trials(states=(TrialState.FAIL,)))
 
 
-def test_a_report_that_cannot_be_written_warns_but_a_report_bug_fails(tmp_path, monkeypatch, capsys):
+def test_a_report_that_cannot_be_written_warns(tmp_path, monkeypatch, capsys):
     import mixopt.report
     from mixopt.cli import study as cli_study
     from mixopt.study import Study
@@ -404,12 +404,25 @@ def test_a_report_that_cannot_be_written_warns_but_a_report_bug_fails(tmp_path, 
     cli_study.write_study_report(study)  # the study is done: a warning only
     assert "no report:" in capsys.readouterr().err
 
-    def buggy(*_args, **_kwargs):
-        raise KeyError("a bug in the report")
 
-    monkeypatch.setattr(mixopt.report, "write_report", buggy)
-    with pytest.raises(KeyError):
-        cli_study.write_study_report(study)
+def test_a_report_bug_after_study_run_is_one_line_and_exit_1_with_the_study_complete(tmp_path):
+    import os
+
+    config = write_study(tmp_path, {"n_trials": 8})
+    os.environ["MIXOPT_FAILPOINTS"] = "report:1:raise"  # an unexpected exception inside write_report
+    try:
+        result = run_mixopt("study", "run", config, cwd=tmp_path)
+    finally:
+        del os.environ["MIXOPT_FAILPOINTS"]
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the report failed (RuntimeError: failpoint report raised); the study's runs and export are stored")
+    assert "Traceback (most recent" not in result.stderr and "Traceback (most recent" in (tmp_path / "report" / "synthetic-error.txt").read_text()
+    assert len(load(tmp_path).get_trials(states=(TrialState.COMPLETE,))) == 8
+    assert (tmp_path / "exports" / "synthetic.yaml").is_file()
+    again = run_mixopt("study", "report", config, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "report" / "synthetic.html").is_file()
 
 
 @pytest.mark.slow
