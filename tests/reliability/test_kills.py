@@ -118,6 +118,11 @@ def check_storage(db: Path, before: dict[int, tuple]) -> dict[int, tuple]:
     return after
 
 
+def queued_mixture(trial) -> dict:
+    """The mixture a trial was queued with (whole even when a kill mid-claim left some params unset)."""
+    return trial.system_attrs.get("fixed_params") or trial.params
+
+
 def final_checks(config: Path, events_log: Path, n_trials: int, deaths: dict[int, float],
                  reasons: tuple[str, ...] = KILLED_REASONS) -> dict:
     """The study finished: exact count, every failure with one of ``reasons``, no run completed twice, none
@@ -141,7 +146,10 @@ def final_checks(config: Path, events_log: Path, n_trials: int, deaths: dict[int
     interrupted = sorted(n for n, reason in failed.items() if reason.startswith("interrupted"))
     by_number = {t.number: t for t in trials}
     reruns = {t.user_attrs["rerun_of"]: t for t in trials if "rerun_of" in t.user_attrs}
-    assert sorted(reruns) == interrupted and all(reruns[n].params == by_number[n].params for n in interrupted)
+    assert sorted(reruns) == interrupted, f"interrupted {interrupted}, re-run {sorted(reruns)}"
+    # A kill while a controller claimed a trial leaves only some of its params set: compare the queued mixture.
+    changed = [n for n in interrupted if queued_mixture(reruns[n]) != queued_mixture(by_number[n])]
+    assert not changed, f"re-runs with another mixture than their interrupted trial: {changed}"
     events = read_events(events_log)
     done = Counter(e.trial for e in events if e.what == "done")
     duplicates = sum(count - 1 for count in done.values())
