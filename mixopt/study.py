@@ -384,7 +384,9 @@ class Study:
         recovered = []
         beats = {k.removeprefix(StudyAttr.HEARTBEAT_PREFIX): v for k, v in self.optuna.user_attrs.items()
                  if k.startswith(StudyAttr.HEARTBEAT_PREFIX)}
-        for trial in self.trials((TrialState.RUNNING,)):
+        running = self.trials((TrialState.RUNNING,))
+        requeued = {t.user_attrs[Attr.RERUN_OF] for t in self.trials() if Attr.RERUN_OF in t.user_attrs} if running else set()
+        for trial in running:
             owner = trial.user_attrs.get(Attr.CONTROLLER)
             if owner is None:
                 # Claimed but not yet labelled (a controller between two writes), unless it stayed so.
@@ -396,14 +398,17 @@ class Study:
             if adopt is not None and adopt(trial):
                 self.set_trial_attr(trial.number, Attr.CONTROLLER, controller_id())
                 continue
+            # Re-queued before it is failed, once: a controller killed between the two writes leaves the
+            # trial RUNNING with its re-run queued, and the next recovery only fails it.
+            if trial.number not in requeued:
+                kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
+                # The whole queued mixture: a controller killed while claiming the trial set only some params.
+                mixture = trial.system_attrs.get("fixed_params") or trial.params
+                self.optuna.enqueue_trial(
+                    {name: mixture[name] for name in self.space.names if name in mixture},
+                    user_attrs={Attr.FIDELITY: self.config.search_fidelity.name, **kept, Attr.RERUN_OF: trial.number},
+                )
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
-            kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
-            # The whole queued mixture: a controller killed while claiming the trial set only some params.
-            mixture = trial.system_attrs.get("fixed_params") or trial.params
-            self.optuna.enqueue_trial(
-                {name: mixture[name] for name in self.space.names if name in mixture},
-                user_attrs={Attr.FIDELITY: self.config.search_fidelity.name, **kept, Attr.RERUN_OF: trial.number},
-            )
             recovered.append(trial.number)
         return recovered
 

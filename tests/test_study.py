@@ -187,6 +187,18 @@ def test_recover_stale_fails_dead_controllers_trials_and_requeues_their_mixtures
     assert study.recover_stale() == [alive.number]
 
 
+def test_a_recovery_killed_between_its_two_writes_is_finished_without_a_second_rerun(study: Study):
+    """The re-run is queued before the trial is failed: a controller killed in between leaves the trial
+    RUNNING with its re-run queued; the next recovery fails it and queues nothing more."""
+    study.enqueue(MIX[None, :], "microanneal")
+    dead = study.start(1, owner=f"{socket.gethostname()}:{exited_pid()}")[0]
+    study.enqueue(MIX[None, :], "microanneal", {"rerun_of": dead.number})  # what the killed recovery had written
+    assert study.recover_stale() == [dead.number]
+    assert {t.number: t.state for t in study.trials()}[dead.number] == TrialState.FAIL
+    (requeued,) = study.trials((TrialState.WAITING,))
+    assert requeued.user_attrs["rerun_of"] == dead.number
+
+
 def test_load_reads_the_stored_config_and_rejects_unknown_studies(study: Study, tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     loaded = Study.load(url, "synthetic")
