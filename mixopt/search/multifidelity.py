@@ -22,7 +22,7 @@ from mixopt.search.botorch import DTYPE, _free, _seeded, _tensor
 from mixopt.search.designs import dirichlet_design, local_design
 from mixopt.space import MixtureSpace
 
-POOL_SIZE = 512  # candidate mixtures scored per choice: half space-filling, half around the best believed
+POOL_SIZE = 512  # candidate mixtures scored per choice: a quarter uniform, a quarter around the prior, half local
 # Fantasy models of the pending runs in a batch: the pending-aware score costs about this many times the
 # plain one (17 sources, 60 runs, 1024 candidates: 0.12 s plain, 0.8 s with 4 fantasies, 6 s with 16).
 NUM_FANTASIES = 4
@@ -121,7 +121,7 @@ def choose_runs(space: MixtureSpace, weights: np.ndarray, levels: np.ndarray, ma
 
 def candidate_mixtures(space: MixtureSpace, model, weights: np.ndarray, prior: np.ndarray, seed: int,
                        size: int) -> np.ndarray:
-    """Feasible mixtures ``(size + ..., K)``: ``size`` / 4 uniform in the polytope, ``size`` / 4 around the
+    """Feasible mixtures ``(size, K)``: ``size`` / 4 uniform in the polytope, ``size`` / 4 around the
     prior, ``size`` / 2 around the measured mixtures the model believes best at the target fidelity."""
     free = _free(space)
     X = _tensor(np.column_stack([weights[:, free], np.ones(len(weights))]))
