@@ -33,7 +33,7 @@ from mixopt.search.designs import prior_mixture
 from mixopt.search.multifidelity import choose_runs
 from mixopt.seeding import batch_seed
 from mixopt.study import Study
-from mixopt.trials import Attr, History
+from mixopt.trials import Attr, History, rerun_targets
 
 ROUND = 1  # the policy's single promotion is its round 1
 INITIAL, CHOSEN = "initial", "cost-aware"  # Attr.CHOSEN_BY of the initial target runs and of the model's choices
@@ -67,7 +67,7 @@ def spent(config: StudyConfig, trials: list, costs: np.ndarray) -> float:
     """What the study's runs at its fidelities cost so far (``costs`` ``(F,)``): every trial queued or run
     counts, a failed one too, except a trial interrupted with its controller, which its re-run replaces."""
     names = [f.name for f in config.fidelities]
-    replaced = {t.user_attrs[Attr.RERUN_OF] for t in trials if Attr.RERUN_OF in t.user_attrs}
+    replaced = rerun_targets(trials)
     total = 0.0
     for t in trials:
         fidelity = t.user_attrs.get(Attr.FIDELITY)

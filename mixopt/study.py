@@ -34,7 +34,7 @@ from mixopt.config import StudyConfig, check_study_name, parse_config
 from mixopt.errors import ConfigError, StorageError
 from mixopt.failpoints import failpoint
 from mixopt.objectives import objective_parts, objective_values
-from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr
+from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr, rerun_targets
 
 if TYPE_CHECKING:  # pandas is imported where it is used: `mixopt study tell` never needs it
     import pandas as pd
@@ -384,9 +384,8 @@ class Study:
         recovered = []
         beats = {k.removeprefix(StudyAttr.HEARTBEAT_PREFIX): v for k, v in self.optuna.user_attrs.items()
                  if k.startswith(StudyAttr.HEARTBEAT_PREFIX)}
-        running = self.trials((TrialState.RUNNING,))
-        requeued = {t.user_attrs[Attr.RERUN_OF] for t in self.trials() if Attr.RERUN_OF in t.user_attrs} if running else set()
-        for trial in running:
+        requeued: set[int] | None = None  # trials with a re-run queued: read once a stale trial is found
+        for trial in self.trials((TrialState.RUNNING,)):
             owner = trial.user_attrs.get(Attr.CONTROLLER)
             if owner is None:
                 # Claimed but not yet labelled (a controller between two writes), unless it stayed so.
@@ -400,6 +399,8 @@ class Study:
                 continue
             # Re-queued before it is failed, once: a controller killed between the two writes leaves the
             # trial RUNNING with its re-run queued, and the next recovery only fails it.
+            if requeued is None:
+                requeued = rerun_targets(self.trials())
             if trial.number not in requeued:
                 kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
                 # The whole queued mixture: a controller killed while claiming the trial set only some params.

@@ -56,6 +56,11 @@ RUN_ATTRS = frozenset({Attr.SEED, Attr.CONTROLLER, Attr.JOB_ID, Attr.METRICS, At
                        Attr.ARTIFACTS, Attr.RUNNER, Attr.FAIL_REASON, Attr.RERUN_OF})
 
 
+def rerun_targets(trials) -> set[int]:
+    """Numbers of the trials that ``trials`` (Optuna trials) hold a re-run of (their ``rerun_of``)."""
+    return {t.user_attrs[Attr.RERUN_OF] for t in trials if Attr.RERUN_OF in t.user_attrs}
+
+
 class StudyAttr:
     """Study user-attribute keys."""
 
