@@ -3,8 +3,8 @@
 A ~124M-parameter Llama-style model (hidden 768, 12 layers, 12 heads, SwiGLU 2048, vocabulary 50,304, tied
 embeddings) is built from a config (no download) and trained on random token blocks in bf16 autocast by
 the runner's own code (``mixopt.runners.training.train_blocks``: AdamW, warmup then linear decay, gradient
-clipping, accumulation), in one process and, when N > 1 GPUs are visible, in N DDP processes at the same
-global batch. Tokens/s are measured from the end of the warm-up steps to the last step (rank 0's clock;
+clipping, accumulation), in one process and, when N > 1 GPUs are visible, in N processes (DDP, or FSDP with
+``--strategy fsdp``) at the same global batch. Tokens/s are measured from the end of the warm-up steps to the last step (rank 0's clock;
 the ranks step together).
 
 MFU = tokens/s x FLOPs per token / (processes x peak dense bf16 FLOP/s of the device). FLOPs per token of
@@ -14,7 +14,7 @@ when it is not tied to the output head) and the second term the attention scores
 (causal masking not discounted). Peaks come from ``PEAK_BF16_TFLOPS`` by device name, or ``--peak-tflops``.
 
     python -m mixopt.benchmarks.gpu [--steps 300] [--seq 1024] [--micro-batch 16] [--batch B] [--peak-tflops T]
-    python -m mixopt.benchmarks.gpu --tiny [--processes 2]   # CPU smoke test: a tiny model, a few steps
+    python -m mixopt.benchmarks.gpu --tiny [--processes 1 2] [--strategy ddp fsdp]   # CPU smoke test: tiny model
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def matmul_parameters(model) -> int:
     return total if tied else total - model.get_input_embeddings().weight.numel()
 
 
-def measure(folder: Path, blocks: np.ndarray, device: str, processes: int, steps: int, batch: int,
+def measure(folder: Path, blocks: np.ndarray, device: str, processes: int, strategy: str, steps: int, batch: int,
             micro_batch: int, warmup_steps: int, bf16: bool, threads: int) -> dict:
     """Train the saved model in ``folder`` on ``blocks`` with the runner's loop; tokens/s after warm-up."""
     import torch
@@ -68,7 +68,8 @@ def measure(folder: Path, blocks: np.ndarray, device: str, processes: int, steps
         model.to(device)
     micro, accumulation = batch_layout(batch, processes, micro_batch)
     job = BlockTraining(str(folder / "model"), steps, batch, 6e-4, max(1, steps // 20), 0.1, bf16, device, processes,
-                        micro, threads, seed=0, state=str(folder / f"state-{processes}.pt") if processes > 1 else None)
+                        micro, threads, seed=0, state=str(folder / f"state-{processes}-{strategy}.pt") if processes > 1 else None,
+                        strategy=strategy)
     torch.manual_seed(0)
     trained = train_blocks(job, blocks, model, folder)
     del model
@@ -76,7 +77,7 @@ def measure(folder: Path, blocks: np.ndarray, device: str, processes: int, steps
         torch.cuda.empty_cache()  # the next layout's rank 0 shares this GPU
     measured = trained.clock[-1] - trained.clock[warmup_steps - 1]
     tokens = (steps - warmup_steps) * batch * blocks.shape[1]
-    return {"processes": processes, "micro_batch": micro, "accumulation": accumulation, "steps": steps,
+    return {"processes": processes, "strategy": strategy if processes > 1 else "-", "micro_batch": micro, "accumulation": accumulation, "steps": steps,
             "tokens_per_second": tokens / measured, "loop_seconds": trained.seconds,
             "loss_first": trained.losses[0], "loss_last": trained.losses[-1]}
 
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=None, help="steps left out of the timing (default 10%%)")
     parser.add_argument("--processes", type=int, nargs="*", default=None,
                         help="process counts to run (default: 1, and the GPU count when above 1)")
+    parser.add_argument("--strategy", nargs="+", default=["ddp"], choices=["ddp", "fsdp"],
+                        help="how several processes split the run (each is measured; default ddp)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak dense bf16 TFLOP/s per device (override)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
@@ -131,18 +134,20 @@ def main(argv: list[str] | None = None) -> dict:
         model.save_pretrained(Path(folder) / "model")
         del model
         for processes in counts:
-            row = measure(Path(folder), blocks, device, processes, steps, batch, micro_batch, warmup, bf16, args.threads)
-            row["mfu"] = row["tokens_per_second"] * per_token / (processes * peak * 1e12) if peak else None
-            rows.append(row)
+            for strategy in args.strategy if processes > 1 else ["ddp"]:
+                row = measure(Path(folder), blocks, device, processes, strategy, steps, batch, micro_batch, warmup,
+                              bf16, args.threads)
+                row["mfu"] = row["tokens_per_second"] * per_token / (processes * peak * 1e12) if peak else None
+                rows.append(row)
     print(f"training throughput on {name} ({max(gpus, 1)} device(s) visible), peak bf16 "
           f"{f'{peak:g} TFLOP/s' if peak else 'unknown (set --peak-tflops)'}; model: {n_matmul / 1e6:.2f}M matmul "
           f"parameters ({n_params / 1e6:.2f}M in all), seq {seq}, global batch {batch} x {seq} "
           f"tokens, bf16 autocast {'on' if bf16 else 'off'}, {per_token / 1e6:.0f} MFLOPs per token; "
           f"{steps} steps, the first {warmup} untimed")
-    print(f"{'processes':>9} {'micro x accum':>13} {'tokens/s':>12} {'tokens/s/dev':>13} {'MFU':>7} {'loss first->last':>17}")
+    print(f"{'processes':>9} {'strategy':>8} {'micro x accum':>13} {'tokens/s':>12} {'tokens/s/dev':>13} {'MFU':>7} {'loss first->last':>17}")
     for r in rows:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
-        print(f"{r['processes']:>9} {str(r['micro_batch']) + ' x ' + str(r['accumulation']):>13} "
+        print(f"{r['processes']:>9} {r['strategy']:>8} {str(r['micro_batch']) + ' x ' + str(r['accumulation']):>13} "
               f"{r['tokens_per_second']:>12,.0f} {r['tokens_per_second'] / r['processes']:>13,.0f} {mfu:>7} "
               f"{r['loss_first']:>8.3f}->{r['loss_last']:.3f}")
     return {"device": name, "peak_tflops": peak, "flops_per_token": per_token, "matmul_parameters": n_matmul, "rows": rows}

@@ -106,6 +106,16 @@ def submitit_job_class(executor: Any) -> type:
     return executor._executor.job_class
 
 
+# -- transformers ------------------------------------------------------------------------------------------
+def decoder_layer_classes(model: Any) -> set[str]:
+    """Class names of the blocks a transformers ``model`` must keep whole on one device (its decoder
+    layers, e.g. ``{"LlamaDecoderLayer"}``): the unit FSDP shards by.
+
+    Reaches ``PreTrainedModel._no_split_modules``: transformers names a model's layer classes only there
+    (accelerate's FSDP wrapping policy reads it too); empty for a model that names none."""
+    return set(getattr(model, "_no_split_modules", None) or ())
+
+
 # -- torch -------------------------------------------------------------------------------------------------
 def mkldnn_bf16_supported() -> bool:
     """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX) through oneDNN.

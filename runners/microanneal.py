@@ -11,7 +11,8 @@ e.g. a merge of seeds; then there are no training metrics):
   math, code, qa and instruct) scored by likelihood over ranked choices;
 - ``<task>_<metric>`` (when ``eval`` names lm-evaluation-harness tasks; see ``harness``), with standard errors;
 - ``sft_answer_loss`` (when ``sft_probe`` is on): the post-trainability probe, a short SFT of a copy of
-  the annealed model on held-out instruction pairs, then its loss per answer token on other pairs;
+  the annealed model on held-out instruction pairs, then its loss per answer token on other pairs, with
+  its standard error over those pairs (the item-sampling noise; seed noise comes from replicates);
 - ``train_loss_first`` / ``train_loss_last`` (mean of the first / last tenth of steps) and
   ``tokens_<source>``, ``share_<source>``, ``epochs_<source>`` (trained per source; requested against
   achieved, and the pools, are in ``accounting.json``).
@@ -35,9 +36,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mixopt.errors import ConfigError
 from mixopt.registry import Registry
 from mixopt.runners.base import RunFailed, Runner
 from mixopt.runners.training import (
+    STRATEGIES,
     BlockTraining,
     anneal,
     batch_layout,
@@ -90,7 +93,7 @@ def training_fingerprint(job: BlockTraining, blocks, sample: int = 4096) -> str:
     """A key of what decides an anneal's result: the starting checkpoint, the schedule and optimizer
     settings, the autocast, and the training blocks ``(n, L)`` (their count and up to ``sample`` of them,
     evenly spaced in training order: another mixture or seed moves them). Not the process layout, the
-    device or the threads: a run resumed on another layout continues, equal within float rounding."""
+    device, the threads or the strategy: a run resumed on another layout continues, equal within float rounding."""
     settings = {k: v for k, v in asdict(job).items() if k in ("model", "steps", "batch_size", "learning_rate",
                                                             "warmup_steps", "weight_decay", "bf16", "seed")}
     digest = hashlib.blake2b(json.dumps([settings, len(blocks)], sort_keys=True).encode(), digest_size=16)
@@ -116,8 +119,9 @@ class MicroannealRunner(Runner):
     ``warmup_fraction`` of the steps warm up, the rest anneal linearly to 0. ``device``: "auto" (CUDA
     when a device is visible), "cpu" or "cuda". ``bf16``: "auto" (autocast where the device runs bf16
     natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16/AMX), true or false.
-    ``processes``: training processes of one run (DDP, spawned by the run; gloo on CPU, nccl on CUDA,
-    one GPU each); ``micro_batch_size``: blocks per forward pass per process (None: ``batch_size /
+    ``processes``: training processes of one run (spawned by the run; gloo on CPU, nccl on CUDA, one GPU
+    each); ``strategy``: how they split it, "ddp" (a whole model each) or "fsdp" (parameters, gradients
+    and optimizer state sharded by decoder layer, for a model too large for one device); ``micro_batch_size``: blocks per forward pass per process (None: ``batch_size /
     processes``), the rest is gradient accumulation. ``threads``: torch threads per process.
     ``checkpoint_every``: save the training state in the trial's output folder every N steps, or every
     "600s"/"10m"/"1h" (None: never); a run whose folder holds the state of the same inputs resumes from
@@ -143,6 +147,7 @@ class MicroannealRunner(Runner):
     bf16: bool | str = "auto"
     device: str = "auto"
     processes: int = 1
+    strategy: str = "ddp"
     micro_batch_size: int | None = None
     threads: int = 1
     checkpoint_every: int | str | None = None
@@ -160,6 +165,8 @@ class MicroannealRunner(Runner):
     eval: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"runner option strategy must be one of {', '.join(STRATEGIES)} (got {self.strategy!r})")
         if self.eval is not None:  # a bad option stops the study before any run, not every run
             from mixopt.runners.harness import HarnessEval
 
@@ -193,7 +200,8 @@ class MicroannealRunner(Runner):
         sources = self.load_sources(spec, tokenizer)
         job = BlockTraining(str(checkpoint), steps, self.batch_size, self.learning_rate, int(self.warmup_fraction * steps),
                             self.weight_decay, bf16, device, self.processes, self.micro_batch_size, self.threads,
-                            spec.seed, str(out / STATE) if every or self.processes > 1 else None, every)
+                            spec.seed, str(out / STATE) if every or self.processes > 1 else None, every,
+                            strategy=self.strategy)
         metrics, cost = self._train(model, job, spec, sources, out) if steps else ({}, {})
         model.to(device)
         scores, stderr = self._evaluate(model, tokenizer, sources, bf16)
@@ -311,7 +319,7 @@ class MicroannealRunner(Runner):
                                 "rename the lm-eval task or set the runner option tasks: null")
             metrics.update(scores)
         if self.sft_probe:
-            metrics["sft_answer_loss"] = self._sft_probe(model, tokenizer, bf16, max_length)
+            metrics["sft_answer_loss"], stderr["sft_answer_loss"] = self._sft_probe(model, tokenizer, bf16, max_length)
         return metrics, stderr
 
     def _tasks_dir(self) -> Path | None:
@@ -323,8 +331,9 @@ class MicroannealRunner(Runner):
             raise RunFailed(f"runner option tasks: no folder at {self.tasks}")
         return Path(self.tasks)
 
-    def _sft_probe(self, model, tokenizer, bf16: bool, max_length: int) -> float:
-        """Fine-tune a copy on instruction pairs (loss on answers only), then its answer loss on others."""
+    def _sft_probe(self, model, tokenizer, bf16: bool, max_length: int) -> tuple[float, float]:
+        """Fine-tune a copy on instruction pairs (loss on answers only), then its answer loss on others
+        and that loss's standard error over the held-out pairs."""
         from mixopt.runners import microanneal_eval as ev
 
         if self.sft_data == "demo":

@@ -121,9 +121,22 @@ def score_items(model, tokenizer, items: Sequence[dict], batch_size: int, bf16: 
     return {"acc": float(np.mean(predicted_choices(items, logprobs) == answers)), "bpb": float(np.mean(bpb))}
 
 
-def answer_loss(model, tokenizer, rows: Sequence[dict], batch_size: int, bf16: bool, max_length: int) -> float:
-    """Mean loss in nats per answer token of ``{"prompt", "answer"}`` rows."""
+def answer_loss(model, tokenizer, rows: Sequence[dict], batch_size: int, bf16: bool,
+                max_length: int) -> tuple[float, float]:
+    """Loss in nats per answer token over ``{"prompt", "answer"}`` rows (summed over rows, divided by
+    their answer tokens) and its standard error over the rows (``ratio_stderr``)."""
     logprob, count = continuation_logprobs(
         model, tokenizer, [(r["prompt"], r["answer"]) for r in rows], batch_size, bf16, max_length
     )
-    return float(-logprob.sum() / count.sum())
+    return float(-logprob.sum() / count.sum()), ratio_stderr(-logprob, count)
+
+
+def ratio_stderr(numerators: np.ndarray, denominators: np.ndarray) -> float:
+    """Standard error of ``sum(numerators) / sum(denominators)`` over ``(n,)`` sampled items (the delta
+    method for a ratio of sums, as lm-eval's per-token metrics treat items); NaN below two items."""
+    n = len(numerators)
+    if n < 2:
+        return float("nan")
+    ratio = numerators.sum() / denominators.sum()
+    residuals = numerators - ratio * denominators
+    return float(np.sqrt(n / (n - 1) * np.sum(residuals**2)) / denominators.sum())

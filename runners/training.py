@@ -4,17 +4,21 @@ run and the demo's base-model pretraining both run, so both train the same way.
 ``anneal`` trains with AdamW, a linear warmup, then a linear decay of the learning rate to 0 (the OLMo
 midtraining anneal), gradient clipping, optional bf16 autocast and gradient accumulation; ``block_batches``
 and ``sft_batches`` feed it causal-LM batches of packed token blocks and of instruction pairs (loss on the
-answers only). ``train_blocks`` runs one anneal of packed blocks in ``processes`` processes (DDP under
-``torch.distributed``: gloo on CPU, nccl on CUDA, spawned here) and checkpoints it for resume.
+answers only). ``train_blocks`` runs one anneal of packed blocks in ``processes`` processes under
+``torch.distributed`` (gloo on CPU, nccl on CUDA, spawned here) and checkpoints it for resume. The
+``strategy`` is DDP (a whole model per process, gradients all-reduced) or FSDP (``fully_shard`` per decoder
+layer and at the root: parameters, gradients and AdamW state split across processes, for a model that does
+not fit one device); both train the same steps on the same blocks.
 
 The global batch is the same whatever the process count: ``batch_size`` blocks per optimizer step =
 processes x micro-batch x accumulation. Step ``s`` trains on blocks ``[s * batch_size, (s + 1) * batch_size)``;
 rank ``r`` takes the ``r``-th contiguous ``batch_size / processes`` of them, in micro-batches, so N
 processes see exactly the blocks one process sees at every step.
 
-A checkpoint (``Checkpoint``) holds the model, AdamW and schedule states, the step reached (the data
-position: the block order is a pure function of the run's inputs), the losses so far and every rank's RNG
-state, with a fingerprint of the run's inputs; it is written to a temporary file and renamed over the
+A checkpoint (``Checkpoint``) holds the model, AdamW and schedule states (whole, keyed by parameter name,
+whatever the strategy and process count), the step reached (the data position: the block order is a pure
+function of the run's inputs), the losses so far and every rank's RNG state, with a fingerprint of the
+run's inputs; it is written to a temporary file and renamed over the
 previous one, so a kill at any moment leaves a whole checkpoint or none.
 
 Preemption (Slurm sends SIGTERM some time before SIGKILL): while an anneal with a checkpoint runs, SIGTERM
@@ -45,10 +49,12 @@ import numpy as np
 
 from mixopt.errors import RunFailed
 
-__all__ = ["Checkpoint", "Trained", "BlockTraining", "anneal", "batch_layout", "bf16_supported", "block_batches",
+__all__ = ["STRATEGIES", "Checkpoint", "Trained", "BlockTraining", "anneal", "batch_layout", "bf16_supported", "block_batches",
            "parse_every", "quiet_libraries", "resolve_bf16", "resolve_device", "sft_batches", "train_blocks"]
 
 DEVICES = ("auto", "cpu", "cuda")
+STRATEGIES = ("ddp", "fsdp")  # how several processes split one run
+STATE_FORMAT = 2  # checkpoints keyed by parameter name (torch.distributed.checkpoint's full state dicts)
 Rows = Any  # blocks (n, L): an int array, or an object whose slices and index arrays give int arrays
 EVERY_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -193,7 +199,8 @@ class Checkpoint:
         if not self.path.is_file():
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=True)
-        return state if state.get("fingerprint") == self.fingerprint else None
+        same = state.get("fingerprint") == self.fingerprint and state.get("format") == STATE_FORMAT
+        return state if same else None
 
     def discard_partial(self) -> None:
         """Remove the temporary files of saves that were killed midway (each as large as a checkpoint)."""
@@ -220,20 +227,23 @@ class Checkpoint:
         return due
 
     def save(self, done: int, losses: list[float], model, optimizer, schedule) -> None:
-        """Write the state after ``done`` steps atomically (a temporary file renamed over the old one)."""
+        """Write the state after ``done`` steps atomically (a temporary file renamed over the old one); every
+        rank calls it (the states are gathered to rank 0, which writes)."""
         import torch
         import torch.distributed as dist
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
         rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
         rngs: list[Any] = [rng]
+        whole = StateDictOptions(full_state_dict=True, cpu_offload=True)  # rank 0 gets it all, in CPU memory
+        model_state, optimizer_state = get_state_dict(model, optimizer, options=whole)
         if _distributed():
             rngs = [None] * dist.get_world_size()
             dist.all_gather_object(rngs, {k: v if v is None else v.cpu() for k, v in rng.items()})
             if dist.get_rank() != 0:
                 return
-        state = {"fingerprint": self.fingerprint, "step": done, "losses": list(losses),
-                 "model": getattr(model, "module", model).state_dict(), "optimizer": optimizer.state_dict(),
-                 "schedule": schedule.state_dict(), "rng": rngs}
+        state = {"fingerprint": self.fingerprint, "format": STATE_FORMAT, "step": done, "losses": list(losses),
+                 "model": model_state, "optimizer": optimizer_state, "schedule": schedule.state_dict(), "rng": rngs}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:
@@ -252,9 +262,10 @@ def _restore(state: dict, model, optimizer, schedule) -> list[float]:
     """Load a checkpoint's model, optimizer, schedule and this rank's RNG state; returns its losses."""
     import torch
     import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-    getattr(model, "module", model).load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                   options=StateDictOptions(full_state_dict=True))  # each rank keeps its shard under FSDP
     schedule.load_state_dict(state["schedule"])
     rank, world = (dist.get_rank(), dist.get_world_size()) if _distributed() else (0, 1)
     if len(state["rng"]) == world:  # another process layout keeps its fresh seeds (no dropout: no effect)
@@ -316,7 +327,7 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
            weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0, *, accumulation: int = 1,
            checkpoint: Checkpoint | None = None, resume: dict | None = None,
            clock: list[float] | None = None) -> list[float]:
-    """Train ``model`` (plain or DDP-wrapped) to ``steps`` optimizer steps with AdamW, linear warmup then
+    """Train ``model`` (plain, DDP-wrapped or FSDP-sharded) to ``steps`` optimizer steps with AdamW, linear warmup then
     linear decay to 0; returns the loss of every step (mean over the global batch).
 
     Each step takes ``accumulation`` micro-batches from ``batches`` (moved to the model's device). With
@@ -332,7 +343,6 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.95), weight_decay=weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
     losses = _restore(resume, model, optimizer, schedule) if resume is not None else []
-    sync = getattr(model, "no_sync", None)  # DDP: all-reduce gradients only on a step's last micro-batch
     world = dist.get_world_size() if _distributed() else 1
     batches = iter(batches)
     model.train()
@@ -343,7 +353,7 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
         total = torch.zeros((), device=device)
         for index, batch in enumerate(micro_batches):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with sync() if sync is not None and index < accumulation - 1 else nullcontext():
+            with _gradient_sync(model, index == accumulation - 1):
                 with autocast(bf16, device.type):
                     loss = model(**batch).loss
                 (loss / accumulation).backward()
@@ -367,14 +377,51 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
     return losses
 
 
+@contextmanager
+def _gradient_sync(model, enabled: bool):
+    """Within it, backward passes reduce gradients across processes only if ``enabled`` (a step's last
+    micro-batch): DDP's ``no_sync``, FSDP's ``set_requires_gradient_sync``; a plain model has nothing to skip."""
+    if enabled or not _distributed():
+        yield
+    elif hasattr(model, "no_sync"):
+        with model.no_sync():
+            yield
+    else:
+        model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            model.set_requires_gradient_sync(True)
+
+
+def _parallel(model, job: BlockTraining, rank: int):
+    """``model`` set up for ``job.processes`` processes: DDP, or FSDP sharded per decoder layer (the
+    classes transformers keeps whole on one device) and at the root."""
+    if job.strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[rank] if job.device == "cuda" else None)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from mixopt.compat import decoder_layer_classes
+
+    mesh = init_device_mesh(job.device, (job.processes,))
+    layers = decoder_layer_classes(model)
+    for module in list(model.modules()):
+        if type(module).__name__ in layers:
+            fully_shard(module, mesh=mesh)
+    return fully_shard(model, mesh=mesh)
+
+
 # -- one anneal of blocks, in one process or several -------------------------------------------------------
 @dataclass(frozen=True)
 class BlockTraining:
     """One anneal of packed blocks: what each training process needs (picklable, for spawned processes).
 
     ``model``: the checkpoint folder to start from; ``steps`` of ``batch_size`` blocks (the global batch);
-    ``processes`` x ``micro_batch`` x ``accumulation`` = ``batch_size`` (``batch_layout``); ``device``
-    "cpu" or "cuda" (rank r uses GPU r); ``threads``: torch threads per process; ``state``: the checkpoint
+    ``processes`` x ``micro_batch`` x ``accumulation`` = ``batch_size`` (``batch_layout``); ``strategy``
+    of several processes "ddp" or "fsdp"; ``device`` "cpu" or "cuda" (rank r uses GPU r); ``threads``: torch threads per process; ``state``: the checkpoint
     file (None: no checkpoints), ``every`` its period (``parse_every``), ``fingerprint`` the run's inputs."""
 
     model: str
@@ -392,6 +439,7 @@ class BlockTraining:
     state: str | None = None
     every: tuple[str, float] | None = None
     fingerprint: str = ""
+    strategy: str = "ddp"
 
     @property
     def accumulation(self) -> int:
@@ -476,9 +524,7 @@ def _train(job: BlockTraining, blocks: Rows, model, rank: int) -> Trained:
     batches = block_batches(blocks, job.batch_size, micro_batch=micro, rank=rank, processes=job.processes,
                             start_step=start)
     if job.processes > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(model, device_ids=[rank] if job.device == "cuda" else None)
+        model = _parallel(model, job, rank)
     clock: list[float] = []
     started = time.perf_counter()
     with on_sigterm() if checkpoint is not None else nullcontext([False]) as preempted:

@@ -119,6 +119,17 @@ def test_mkldnn_bf16_supported_answers_a_bool():
         assert not supported
 
 
+def test_decoder_layer_classes_names_the_layers_fsdp_shards_by():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16)
+    model = transformers.LlamaForCausalLM(config)
+    assert compat.decoder_layer_classes(model) == {"LlamaDecoderLayer"}
+    layers = [m for m in model.modules() if type(m).__name__ in compat.decoder_layer_classes(model)]
+    assert len(layers) == 2
+    assert compat.decoder_layer_classes(object()) == set()
+
+
 # -- nobody else reaches private names ---------------------------------------------------------------------
 PACKAGE_DIRS = ("mixopt", "runners", "surrogates")
 # Files that others are editing and that still hold a private use: allowed, with exactly these uses, until
@@ -223,5 +234,5 @@ def test_compat_reaches_every_private_name_it_documents():
         "from optuna._hypervolume import compute_hypervolume as wfg", "study._pop_waiting_trial_id",
         "study._storage", "study._study_id", "getattr(storage, '_backend', storage)",
         "optuna.samplers.NSGAIISampler._get_generation_key", "pool._processes", "executor._executor",
-        "torch.ops.mkldnn._is_mkldnn_bf16_supported",
+        "torch.ops.mkldnn._is_mkldnn_bf16_supported", "getattr(model, '_no_split_modules', None)",
     }

@@ -360,13 +360,19 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True, mea
 
 
 def _observation_noise(W: np.ndarray, Y: np.ndarray, stderr: np.ndarray | None) -> torch.Tensor | None:
-    """Noise variances ``(n, m)`` of the observations ``Y`` at mixtures ``W``: the runners' standard
-    errors squared when every run reported one, else the replicate noise model (:mod:`mixopt.noise`);
-    None (the GP infers one level) when neither is there."""
+    """Noise variances ``(n, m)`` of the observations ``Y`` at mixtures ``W``: the replicate noise model
+    (:mod:`mixopt.noise`) where the history holds enough replicates, else the runners' standard errors
+    squared when every run reported one; None (the GP infers one level) when neither is there.
+
+    Replicates come first: a runner's standard error is often over evaluation items (lm-eval's, the SFT
+    probe's), which every mixture shares, so it need not be the noise that separates mixtures; measured
+    on the demo, the SFT probe's item standard error was 4x its seed-to-seed sd (BENCHMARKS.md)."""
+    model = fit_noise(W, Y)
+    if model is not None:
+        return _tensor(np.maximum(model.variance(W), 1e-10))
     if stderr is not None and np.all(np.isfinite(stderr)):
         return _tensor(np.maximum(stderr**2, 1e-10))
-    model = fit_noise(W, Y)
-    return None if model is None else _tensor(np.maximum(model.variance(W), 1e-10))
+    return None
 
 
 def _mean_module(mean: str, d: int, m: int):

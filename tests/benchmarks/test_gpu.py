@@ -29,13 +29,15 @@ def test_the_model_is_a_125m_llama_and_its_flops_follow_palm():
 
 
 @pytest.mark.slow
-def test_the_smoke_path_trains_in_one_and_two_processes(capsys):
-    result = gpu.main(["--tiny", "--processes", "1", "2", "--peak-tflops", "1"])
-    rows = {r["processes"]: r for r in result["rows"]}
-    assert set(rows) == {1, 2}
-    assert rows[1]["micro_batch"] * rows[1]["accumulation"] == 2 * rows[2]["micro_batch"] * rows[2]["accumulation"]
+def test_the_smoke_path_trains_in_one_and_two_processes_with_ddp_and_fsdp(capsys):
+    result = gpu.main(["--tiny", "--processes", "1", "2", "--strategy", "ddp", "fsdp", "--peak-tflops", "1"])
+    rows = {(r["processes"], r["strategy"]): r for r in result["rows"]}
+    assert set(rows) == {(1, "-"), (2, "ddp"), (2, "fsdp")}
+    one = rows[1, "-"]
     for r in rows.values():
         assert r["tokens_per_second"] > 0 and r["steps"] == 8
         assert r["mfu"] == pytest.approx(r["tokens_per_second"] * result["flops_per_token"] / (r["processes"] * 1e12))
-    assert rows[2]["loss_last"] == pytest.approx(rows[1]["loss_last"], abs=1e-4)  # the same global batch
-    assert "MFU" in capsys.readouterr().out
+        assert r["processes"] * r["micro_batch"] * r["accumulation"] == one["micro_batch"] * one["accumulation"]
+        assert r["loss_last"] == pytest.approx(one["loss_last"], abs=1e-4)  # the same global batch
+    out = capsys.readouterr().out
+    assert "MFU" in out and "fsdp" in out

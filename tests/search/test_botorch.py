@@ -38,6 +38,19 @@ def test_reported_standard_errors_are_the_observation_noise():
     assert not isinstance(without.gp.likelihood, FixedNoiseGaussianLikelihood)
 
 
+def test_replicates_measure_the_noise_before_reported_standard_errors():
+    """Runs that report a standard error over shared evaluation items (0.5) but whose replicates differ by
+    0.01: the GP's observation noise is the replicates' (the noise that separates mixtures)."""
+    from mixopt.search.botorch import _observation_noise
+
+    W = np.repeat(SPACE.sample(4, seed=0), 3, axis=0)
+    Y = W[:, :1] + np.random.default_rng(0).normal(0, 0.01, (12, 1))
+    variance = _observation_noise(W, Y, stderr=np.full((12, 1), 0.5)).numpy()
+    assert np.all((variance > 0.003**2) & (variance < 0.03**2))
+    alone = _observation_noise(W[::3], Y[::3], stderr=np.full((4, 1), 0.5)).numpy()
+    np.testing.assert_allclose(alone, 0.25)  # no replicates: the reported errors
+
+
 def test_each_objective_gets_its_own_gp_with_per_source_length_scales():
     model = fit_model(SPACE, toy_history(SPACE, 12, n_objectives=2))
     assert len(model.gp.models) == 2
