@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
-from importlib import resources
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from study_helpers import MIXOPT, REPO, command_env
+from example_folders import layout, shell
+from study_helpers import REPO
 
-DATA = resources.files("mixopt.benchmarks").joinpath("data")
 SYNTHETIC = "studies/synthetic/study.yaml"
 # Examples whose command and options other tests run on studies or data of their own (they train models).
 ELSEWHERE = {
@@ -44,45 +40,6 @@ def epilog_examples() -> list[str]:
     spec.loader.exec_module(hooks)
     return [example.split("  (")[0].split(" (")[0].strip()
             for _, command, _ in hooks.commands() for example in hooks.epilog_examples(command.epilog)]
-
-
-def shell(line: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``line`` with ``mixopt`` the installed console script, run by bash in ``cwd``."""
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", f'mixopt() {{ "{MIXOPT}" "$@"; }}; {line}'], cwd=cwd,
-                          env=command_env(), capture_output=True, text=True, timeout=900)
-
-
-def tiny_checkpoint(folder: Path, seed: int) -> None:
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(seed)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=32)).save_pretrained(folder)
-
-
-def layout(tmp_path: Path) -> dict[str, Path]:
-    """The folders the groups run in, with the files their examples name."""
-    study, tables, olmix, merge = (tmp_path / name for name in ("study", "tables", "olmix", "merge"))
-    for folder in (study, tables, olmix, merge):
-        folder.mkdir()
-    regmix = DATA.joinpath("regmix")
-    pd.read_csv(regmix.joinpath("train_mixture_1m.csv")).head(120).to_csv(tables / "ratios.csv", index=False)
-    pd.read_csv(regmix.joinpath("train_pile_loss_1m.csv")).head(120).to_csv(tables / "metrics.csv", index=False)
-    pd.read_csv(regmix.joinpath("test_mixture_1m.csv")).head(20).to_csv(tables / "candidates.csv", index=False)
-    shutil.copy(regmix.joinpath("train_mixture_1m.csv"), tables / "swarm_ratios.csv")
-    shutil.copy(regmix.joinpath("train_pile_loss_1m.csv"), tables / "swarm_metrics.csv")
-    sources = [c for c in pd.read_csv(tables / "swarm_ratios.csv").columns if c != "index"]
-    target = "metric/the_pile_pile_cc_val_loss"
-    (tables / "study.yaml").write_text(yaml.safe_dump({
-        "name": "swarm", "sources": [{"name": s} for s in sources], "objectives": [{"name": "pile_cc", "metric": target}],
-        "fidelities": [{"name": "microanneal", "tokens": 1.0e9}], "executor": "serial", "searcher": "random",
-        "runner": {"name": "synthetic", "options": {"metrics": [target]}},
-    }))
-    shutil.copy(DATA.joinpath("olmix", "full_recomputation_ratios.csv"), olmix / "ratios.csv")
-    shutil.copy(DATA.joinpath("olmix", "full_recomputation_metrics.csv"), olmix / "metrics.csv")
-    for seed in (1, 2):
-        tiny_checkpoint(merge / "runs" / f"seed-{seed}" / "checkpoint", seed)
-    return {"study": study, "tables": tables, "olmix": olmix, "merge": merge}
 
 
 @pytest.mark.slow

@@ -20,26 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from example_folders import NEEDS, blocks
 from study_helpers import MIXOPT, REPO, command_env, missing_component
 
 DOCS = REPO / "docs"
 TUTORIALS = sorted((DOCS / "tutorials").glob("*.md"))
 MKDOCS = Path(sys.executable).with_name("mkdocs")
-FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
-NEEDS = re.compile(r"^# needs: (?P<reason>\S.*)$")
 # Pages whose blocks train real models on the demo (built once into $MIXOPT_CACHE): the slow lane.
 SLOW_PAGES = {"default-study.md", "own-data.md"}
 BLOCK_TIMEOUT = 1800  # seconds; the demo's first build is the longest step
-
-
-def blocks(page: Path) -> list[tuple[str, str]]:
-    """The fenced blocks of a page as (language, body), indentation removed (blocks inside admonitions)."""
-    found = []
-    for match in FENCE.finditer(page.read_text()):
-        indent = len(match["indent"])
-        body = "".join(line[indent:] for line in match["body"].splitlines(keepends=True))
-        found.append((match["lang"], body))
-    return found
 
 
 def load_hooks():
