@@ -32,6 +32,7 @@ from mixopt import export
 from mixopt.errors import ConfigError
 from mixopt.executors import describe_exit
 from mixopt.runners.base import RunFailed, Runner
+from mixopt.runners.parent_death import launcher
 from mixopt.space import MixtureSpace, Source
 from mixopt.trials import Evaluation, RunSpec
 
@@ -106,12 +107,14 @@ class CommandRunner(Runner):
 
     def _execute(self, argv: list[str], log: Path) -> int | None:
         """Run ``argv`` in its own process group; the exit code, or None after a timeout. When the program
-        ends or times out, whatever is left of its group (e.g. data-loader workers) is killed."""
+        ends or times out, whatever is left of its group (e.g. data-loader workers) is killed. If this
+        process dies first (a SIGKILLed controller), the program gets SIGTERM (``parent_death``: a launcher
+        such as torchrun passes it on to its workers), so no orphan trains on."""
         with open(log, "wb") as handle:
             try:
                 process = subprocess.Popen(
-                    argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    cwd=self.cwd, env={**os.environ, **self.env}, start_new_session=True,
+                    launcher(os.getpid(), signal.SIGTERM, argv), stdout=handle, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=self.cwd, env={**os.environ, **self.env}, start_new_session=True,
                 )
             except OSError as exc:
                 raise RunFailed(f"cannot start {argv[0]!r}: {exc.strerror}") from None

@@ -35,7 +35,6 @@ import os
 import re
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from mixopt.errors import RunFailed
+from mixopt.runners.parent_death import die_with
 
 __all__ = ["STRATEGIES", "Checkpoint", "Trained", "BlockTraining", "anneal", "batch_layout", "bf16_supported", "block_batches",
            "parse_every", "quiet_libraries", "resolve_bf16", "resolve_device", "sft_batches", "train_blocks"]
@@ -547,7 +547,7 @@ def _worker(rank: int, job: BlockTraining, blocks: str | Callable[[], Rows], res
     import transformers
     from transformers import AutoModelForCausalLM
 
-    _die_with(parent)
+    die_with(parent)
     transformers.utils.logging.disable_progress_bar()  # (datasets is not used here: not imported)
     torch.set_num_threads(job.threads)
     if job.device == "cuda":
@@ -571,13 +571,3 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _die_with(parent: int) -> None:
-    """Linux: this process is killed when its parent dies (a SIGKILLed run leaves no training orphans)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)

@@ -36,6 +36,15 @@ TRAIN = textwrap.dedent(
         sys.exit(0)
     if mode == "silent":
         sys.exit(0)
+    if mode == "linger":  # record its pid, and a SIGTERM when one comes, while it trains for a minute
+        import os, signal, time
+        folder = spec["output_dir"]
+        def stop(signum, frame):
+            open(os.path.join(folder, "terminated"), "w").write("SIGTERM")
+            sys.exit(143)
+        signal.signal(signal.SIGTERM, stop)
+        open(os.path.join(folder, "pid"), "w").write(str(os.getpid()))
+        time.sleep(60)
     mix = spec["mixture"]
     loss = 3.0 - sum(w * (i + 1) for i, w in enumerate(mix.values()))
     json.dump({"metrics": {"loss": loss}, "stderr": {"loss": 0.01}}, open(spec["metrics_file"], "w"))
@@ -94,6 +103,51 @@ def test_nonzero_exit_fails_with_reason_and_log(tmp_path, script):
 def test_timeout_kills_the_program(tmp_path, script):
     with pytest.raises(RunFailed, match="timed out after 1 s"):
         runner(script, "hang", timeout=1).run(make_spec(tmp_path, {"web": 1.0}))
+
+
+def test_a_program_that_cannot_start_fails_in_one_line(tmp_path):
+    with pytest.raises(RunFailed, match=r"exit code 127: cannot start 'no-such-trainer': No such file or directory"):
+        CommandRunner(argv=["no-such-trainer", "{spec}"]).run(make_spec(tmp_path, {"web": 1.0}))
+
+
+def test_the_program_of_a_sigkilled_serial_controller_is_terminated(tmp_path, script):
+    """`mixopt study run` with the serial executor (the program is the controller's own child) is SIGKILLed
+    while the program trains: the program gets SIGTERM (the parent-death signal armed by the launcher) and
+    ends, instead of training on as an orphan. Without the launcher it would sleep out its minute."""
+    import os
+    import signal
+    import time
+
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "orphans", "sources": [{"name": "web"}, {"name": "code"}],
+        "objectives": [{"name": "loss", "metric": "loss"}], "fidelities": [{"name": "micro", "tokens": 1.0e6}],
+        "runner": {"name": "command", "options": {"argv": [sys.executable, str(script), "{spec}", "linger"]}},
+        "executor": "serial", "searcher": "random", "batch_size": 1, "n_trials": 1,
+    }))
+    controller = subprocess.Popen([sys.executable, "-m", "mixopt.cli.__main__", "study", "run", str(config),
+                                   "--no-report"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (pids := list((tmp_path / "runs").rglob("pid"))) and time.monotonic() < deadline:
+        assert controller.poll() is None, controller.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+    assert pids, "the program never started"
+    program = int(pids[0].read_text())
+    controller.kill()
+    controller.wait()
+    deadline = time.monotonic() + 20
+    while (pids[0].parent / "terminated").exists() is False and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (pids[0].parent / "terminated").read_text() == "SIGTERM"
+    while time.monotonic() < deadline:
+        try:
+            os.kill(program, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(program, signal.SIGKILL)
+        raise AssertionError("the program outlived its controller")
 
 
 @pytest.mark.parametrize(
