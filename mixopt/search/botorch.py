@@ -108,8 +108,8 @@ class BoTorchSearcher(Searcher):
         center = prior_mixture(space, self.prior)
         if len(history) < max(self.n_init, 2):
             return self._design(space, history, center, n, seed)
-        with _seeded(seed, self.threads):
-            free = _free(space)
+        with seeded(seed, self.threads):
+            free = free_sources(space)
             model = fit_model(space, history, self._composite(history), self.mean)
             local = self._local_draws(space, history, model, n, seed)
             if len(local) == n:
@@ -137,7 +137,7 @@ class BoTorchSearcher(Searcher):
                 return mean[:, None], sd[:, None]
 
             return predict_surrogate
-        with _seeded(seed, self.threads):
+        with seeded(seed, self.threads):
             model = fit_model(space, history, self._composite(history), self.mean)
         return lambda W: model.predict(space, W, history.signs)
 
@@ -201,12 +201,12 @@ class BoTorchSearcher(Searcher):
         from botorch.utils.multi_objective.hypervolume import infer_reference_point
         from botorch.utils.multi_objective.pareto import is_non_dominated
 
-        free = _free(space)
-        X = _tensor(history.weights[:, free])
-        pending = _tensor(history.pending[:, free]) if len(history.pending) else None
+        free = free_sources(space)
+        X = as_tensor(history.weights[:, free])
+        pending = as_tensor(history.pending[:, free]) if len(history.pending) else None
         sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=seed)
         floor = self._thresholds(space, history, model)
-        A = _tensor(model.output_map(len(history.directions)))  # model outputs -> objectives
+        A = as_tensor(model.output_map(len(history.directions)))  # model outputs -> objectives
         constraints = None if floor is None else _outcome_constraints(A, floor)
         m = len(history.directions)
         if m == 1:
@@ -217,7 +217,7 @@ class BoTorchSearcher(Searcher):
             )
         objectives = None if model.composition is None else GenericMCMultiOutputObjective(_linear_map(A))
         if m <= 4:
-            Y = _tensor(history.maximized)
+            Y = as_tensor(history.maximized)
             ref = infer_reference_point(Y[is_non_dominated(Y)])
             return qLogNoisyExpectedHypervolumeImprovement(
                 model.gp, ref_point=ref, X_baseline=X, sampler=sampler, objective=objectives, X_pending=pending,
@@ -232,7 +232,7 @@ class BoTorchSearcher(Searcher):
     def _optimize_discrete(self, space, history, model, acq, center, n, seed) -> np.ndarray:
         from botorch.optim.optimize import optimize_acqf_discrete
 
-        free = _free(space)
+        free = free_sources(space)
         pool = np.vstack([
             self._spread(space, center, self.pool_size // 2, seed),
             local_design(space, _best_believed(space, history, model, N_LOCAL_CENTERS), self.pool_size // 2, seed + 1, LOCAL_CONCENTRATION),
@@ -243,17 +243,17 @@ class BoTorchSearcher(Searcher):
             chosen: list[np.ndarray] = []
             for i in range(n):
                 acq = self._acquisition(space, _with_pending(history, chosen), model, seed + i)
-                x, _ = optimize_acqf_discrete(acq, 1, _tensor(pool[:, free]), max_batch_size=at_once,
-                                              X_avoid=_tensor(np.array(chosen)) if chosen else None)
+                x, _ = optimize_acqf_discrete(acq, 1, as_tensor(pool[:, free]), max_batch_size=at_once,
+                                              X_avoid=as_tensor(np.array(chosen)) if chosen else None)
                 chosen.append(_complete(space, x.numpy())[0])
             return np.array(chosen)[:, free]
-        X, _ = optimize_acqf_discrete(acq, n, _tensor(pool[:, free]), max_batch_size=at_once)
+        X, _ = optimize_acqf_discrete(acq, n, as_tensor(pool[:, free]), max_batch_size=at_once)
         return X.numpy()
 
 
 # -- model helpers (pure functions of the history) ------------------------------------------------
 @contextlib.contextmanager
-def _seeded(seed: int, threads: int):
+def seeded(seed: int, threads: int):
     """Torch's random state set from ``seed`` (model fitting restarts and baseline pruning draw from it, so
     without this a proposal would depend on what the process ran before), the caller's state restored."""
     torch.set_num_threads(threads)
@@ -280,12 +280,13 @@ def _linear_map(A: torch.Tensor) -> Callable[..., torch.Tensor]:
     return apply
 
 
-def _free(space: MixtureSpace) -> np.ndarray:
+def free_sources(space: MixtureSpace) -> np.ndarray:
     """Mask ``(K,)`` of the sources whose weight is not pinned by their bounds."""
     return space.upper - space.lower > 1e-12
 
 
-def _tensor(a: np.ndarray) -> torch.Tensor:
+def as_tensor(a: np.ndarray) -> torch.Tensor:
+    """``a`` as a torch tensor of the models' dtype (``DTYPE``), any shape."""
     return torch.as_tensor(np.asarray(a, dtype=float), dtype=DTYPE)
 
 
@@ -303,7 +304,7 @@ class FittedModel:
 
     def mean(self, space: MixtureSpace, W: np.ndarray) -> np.ndarray:
         """Posterior mean of the maximized objectives at mixtures ``W`` ``(n, K)`` -> ``(n, m)``."""
-        X = _tensor(W[:, _free(space)])
+        X = as_tensor(W[:, free_sources(space)])
         with torch.no_grad():
             outputs = torch.cat([self.gp.posterior(chunk).mean for chunk in X.split(4096)]).numpy()
         return outputs if self.composition is None else outputs @ self.composition.T
@@ -312,7 +313,7 @@ class FittedModel:
         """Posterior mean and sd of the objectives in their own units (``signs`` ``(m,)``: +1 maximize,
         -1 minimize) at ``W`` ``(n, K)`` -> ``(n, m)`` each. Parts are independent outputs given the data, so
         the variance of their composition is ``variances @ composition**2``."""
-        X = _tensor(W[:, _free(space)])
+        X = as_tensor(W[:, free_sources(space)])
         means, variances = [], []
         with torch.no_grad():
             for chunk in X.split(4096):
@@ -334,9 +335,9 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True, mea
     from botorch.models.transforms import Normalize, Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    free = _free(space)
-    X = _tensor(history.weights[:, free])
-    bounds = _tensor(np.stack([space.lower[free], space.upper[free]]))
+    free = free_sources(space)
+    X = as_tensor(history.weights[:, free])
+    bounds = as_tensor(np.stack([space.lower[free], space.upper[free]]))
 
     def gp(Y: torch.Tensor, stderr: np.ndarray | None):
         Yvar = _observation_noise(history.weights, Y.numpy(), stderr)
@@ -347,10 +348,10 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True, mea
 
     parts = history.parts
     if composite and parts is not None:
-        model = gp(_tensor(parts.maximized(history.signs)), parts.stderr)
+        model = gp(as_tensor(parts.maximized(history.signs)), parts.stderr)
         fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs={"options": PARTS_FIT_OPTIONS})
         return FittedModel(model, parts.composition)
-    Y = _tensor(history.maximized)
+    Y = as_tensor(history.maximized)
     models = []
     for o in range(Y.shape[1]):
         model = gp(Y[:, o : o + 1], None if history.stderr is None else history.stderr[:, o : o + 1])
@@ -369,9 +370,9 @@ def _observation_noise(W: np.ndarray, Y: np.ndarray, stderr: np.ndarray | None) 
     on the demo, the SFT probe's item standard error was 4x its seed-to-seed sd (BENCHMARKS.md)."""
     model = fit_noise(W, Y)
     if model is not None:
-        return _tensor(np.maximum(model.variance(W), 1e-10))
+        return as_tensor(np.maximum(model.variance(W), 1e-10))
     if stderr is not None and np.all(np.isfinite(stderr)):
-        return _tensor(np.maximum(stderr**2, 1e-10))
+        return as_tensor(np.maximum(stderr**2, 1e-10))
     return None
 
 
@@ -400,7 +401,7 @@ def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndar
     """Sequential-greedy ``optimize_acqf`` over the free weights with sum, bound and group constraints."""
     from botorch.optim.optimize import optimize_acqf
 
-    free = _free(space)
+    free = free_sources(space)
     idx = torch.arange(int(free.sum()))
     pinned = space.lower[~free].sum()
     equality = [(idx, torch.ones(len(idx), dtype=DTYPE), float(1.0 - pinned))]
@@ -416,7 +417,7 @@ def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndar
             inequality.append((members, ones, float(lo - offset)))
         if hi < 1:
             inequality.append((members, -ones, float(offset - hi)))
-    bounds = _tensor(np.stack([space.lower[free], space.upper[free]]))
+    bounds = as_tensor(np.stack([space.lower[free], space.upper[free]]))
     X, _ = optimize_acqf(
         acq, bounds=bounds, q=n, num_restarts=2, raw_samples=128, sequential=True,
         equality_constraints=equality, inequality_constraints=inequality or None,
@@ -427,7 +428,7 @@ def _optimize_continuous(space: MixtureSpace, acq, n: int, seed: int) -> np.ndar
 
 def _complete(space: MixtureSpace, X_free: np.ndarray) -> np.ndarray:
     """Full mixtures ``(n, K)`` from free weights ``(n, k)``, pinned sources at their bound, made feasible."""
-    free = _free(space)
+    free = free_sources(space)
     W = np.tile(space.lower, (len(X_free), 1))
     W[:, free] = X_free
     bad = [i for i in range(len(W)) if not space.is_feasible(W[i])]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mixopt.search.botorch import DTYPE, _free, _seeded, _tensor
+from mixopt.search.botorch import DTYPE, as_tensor, free_sources, seeded
 from mixopt.search.designs import dirichlet_design, local_design
 from mixopt.space import MixtureSpace
 
@@ -62,11 +62,11 @@ def fit_multifidelity_gp(space: MixtureSpace, weights: np.ndarray, levels: np.nd
     from botorch.models.transforms import Normalize, Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    free = _free(space)
-    X = _tensor(np.column_stack([weights[:, free], levels]))
-    bounds = _tensor(np.column_stack([np.stack([space.lower[free], space.upper[free]]), [0.0, 1.0]]))
+    free = free_sources(space)
+    X = as_tensor(np.column_stack([weights[:, free], levels]))
+    bounds = as_tensor(np.column_stack([np.stack([space.lower[free], space.upper[free]]), [0.0, 1.0]]))
     model = SingleTaskMultiFidelityGP(
-        X, _tensor(y[:, None]), None if noise is None else _tensor(np.maximum(noise, 1e-10)[:, None]),
+        X, as_tensor(y[:, None]), None if noise is None else as_tensor(np.maximum(noise, 1e-10)[:, None]),
         data_fidelities=[X.shape[1] - 1], input_transform=Normalize(d=X.shape[1], bounds=bounds),
         outcome_transform=Standardize(m=1),
     )
@@ -87,19 +87,19 @@ def choose_runs(space: MixtureSpace, weights: np.ndarray, levels: np.ndarray, ma
     from botorch.acquisition.utils import project_to_target_fidelity
     from botorch.models.deterministic import GenericDeterministicModel
 
-    free = _free(space)
+    free = free_sources(space)
     d = int(free.sum())
-    levels_t, costs_t = _tensor(fidelity_levels), _tensor(costs)
+    levels_t, costs_t = as_tensor(fidelity_levels), as_tensor(costs)
 
     def cost_of(X: torch.Tensor) -> torch.Tensor:  # (..., q, d + 1) -> (..., q, 1): the cost of each run's level
         nearest = (X[..., -1:].unsqueeze(-1) - levels_t).abs().argmin(dim=-1)
         return costs_t[nearest]
 
-    with _seeded(seed, threads):
+    with seeded(seed, threads):
         y = scalarized(maximized, seed)
         model = fit_multifidelity_gp(space, weights, levels, y, noise if maximized.shape[1] == 1 else None)
         pool = candidate_mixtures(space, model, weights, prior, seed, pool_size)
-        target = _tensor(np.column_stack([pool[:, free], np.ones(len(pool))]))
+        target = as_tensor(np.column_stack([pool[:, free], np.ones(len(pool))]))
         acquisition = qMultiFidelityMaxValueEntropy(
             model, candidate_set=target, num_fantasies=NUM_FANTASIES, cost_aware_utility=InverseCostWeightedUtility(GenericDeterministicModel(cost_of, 1)),
             project=lambda X: project_to_target_fidelity(X, {d: 1.0}, d + 1),
@@ -123,8 +123,8 @@ def candidate_mixtures(space: MixtureSpace, model, weights: np.ndarray, prior: n
                        size: int) -> np.ndarray:
     """Feasible mixtures ``(size, K)``: ``size`` / 4 uniform in the polytope, ``size`` / 4 around the
     prior, ``size`` / 2 around the measured mixtures the model believes best at the target fidelity."""
-    free = _free(space)
-    X = _tensor(np.column_stack([weights[:, free], np.ones(len(weights))]))
+    free = free_sources(space)
+    X = as_tensor(np.column_stack([weights[:, free], np.ones(len(weights))]))
     with torch.no_grad():
         mean = model.posterior(X).mean[:, 0].numpy()
     centres = weights[np.argsort(-mean, kind="stable")[:N_CENTRES]]
