@@ -403,8 +403,7 @@ class Study:
                 requeued = rerun_targets(self.trials())
             if trial.number not in requeued:
                 kept = {k: v for k, v in trial.user_attrs.items() if k not in RUN_ATTRS}
-                # The whole queued mixture: a controller killed while claiming the trial set only some params.
-                mixture = trial.system_attrs.get("fixed_params") or trial.params
+                mixture = queued_mixture(trial)
                 self.optuna.enqueue_trial(
                     {name: mixture[name] for name in self.space.names if name in mixture},
                     user_attrs={Attr.FIDELITY: self.config.search_fidelity.name, **kept, Attr.RERUN_OF: trial.number},
@@ -470,6 +469,12 @@ class Study:
 def optuna_directions(directions: Sequence[str]) -> list[StudyDirection]:
     """Optuna's directions for ours (``minimize`` or ``maximize``, checked when the config loads)."""
     return [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
+
+
+def queued_mixture(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """The weights a trial was queued with (Optuna's ``fixed_params``), whole even when a controller killed
+    while claiming the trial set only some of its params; a trial never queued: its params."""
+    return trial.system_attrs.get("fixed_params") or trial.params
 
 
 def weight_column(source: str) -> str:

@@ -22,6 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from faulty_runner import Event, read_events
+from mixopt.study import queued_mixture
 from study_helpers import command_env, missing_component, write_study
 
 HERE = Path(__file__).resolve().parent
@@ -116,11 +117,6 @@ def check_storage(db: Path, before: dict[int, tuple]) -> dict[int, tuple]:
     after = completed(f"sqlite:///{db}")
     assert all(after.get(n) == v for n, v in before.items()), "a completed trial changed or vanished"
     return after
-
-
-def queued_mixture(trial) -> dict:
-    """The mixture a trial was queued with (whole even when a kill mid-claim left some params unset)."""
-    return trial.system_attrs.get("fixed_params") or trial.params
 
 
 def final_checks(config: Path, events_log: Path, n_trials: int, deaths: dict[int, float],
