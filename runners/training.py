@@ -18,8 +18,8 @@ processes see exactly the blocks one process sees at every step.
 A checkpoint (``Checkpoint``) holds the model, AdamW and schedule states (whole, keyed by parameter name,
 whatever the strategy and process count), the step reached (the data position: the block order is a pure
 function of the run's inputs), the losses so far and every rank's RNG state, with a fingerprint of the
-run's inputs; it is written to a temporary file and renamed over the
-previous one, so a kill at any moment leaves a whole checkpoint or none.
+run's inputs; it is written to a temporary file and renamed over the previous one, so a kill at any
+moment leaves a whole checkpoint or none.
 
 Preemption (Slurm sends SIGTERM some time before SIGKILL): while an anneal with a checkpoint runs, SIGTERM
 lets the current step finish, every rank agrees to stop at that step, the state is saved, and then the
@@ -49,8 +49,9 @@ import numpy as np
 from mixopt.errors import RunFailed
 from mixopt.runners.parent_death import die_with
 
-__all__ = ["STRATEGIES", "Checkpoint", "Trained", "BlockTraining", "anneal", "batch_layout", "bf16_supported", "block_batches",
-           "parse_every", "quiet_libraries", "resolve_bf16", "resolve_device", "sft_batches", "train_blocks"]
+__all__ = ["STRATEGIES", "Checkpoint", "Trained", "BlockTraining", "anneal", "batch_layout", "bf16_supported",
+           "block_batches", "parse_every", "quiet_libraries", "resolve_bf16", "resolve_device", "sft_batches",
+           "train_blocks"]
 
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("ddp", "fsdp")  # how several processes split one run
@@ -327,8 +328,8 @@ def anneal(model, batches: Sequence[dict] | Iterator[dict], steps: int, learning
            weight_decay: float = 0.0, bf16: bool = False, clip: float = 1.0, *, accumulation: int = 1,
            checkpoint: Checkpoint | None = None, resume: dict | None = None,
            clock: list[float] | None = None) -> list[float]:
-    """Train ``model`` (plain, DDP-wrapped or FSDP-sharded) to ``steps`` optimizer steps with AdamW, linear warmup then
-    linear decay to 0; returns the loss of every step (mean over the global batch).
+    """Train ``model`` (plain, DDP-wrapped or FSDP-sharded) to ``steps`` optimizer steps with AdamW, linear
+    warmup then linear decay to 0; returns the loss of every step (mean over the global batch).
 
     Each step takes ``accumulation`` micro-batches from ``batches`` (moved to the model's device). With
     ``resume`` (a ``Checkpoint.load`` state) training continues from its step, and ``batches`` must start
@@ -420,9 +421,10 @@ class BlockTraining:
     """One anneal of packed blocks: what each training process needs (picklable, for spawned processes).
 
     ``model``: the checkpoint folder to start from; ``steps`` of ``batch_size`` blocks (the global batch);
-    ``processes`` x ``micro_batch`` x ``accumulation`` = ``batch_size`` (``batch_layout``); ``strategy``
-    of several processes "ddp" or "fsdp"; ``device`` "cpu" or "cuda" (rank r uses GPU r); ``threads``: torch threads per process; ``state``: the checkpoint
-    file (None: no checkpoints), ``every`` its period (``parse_every``), ``fingerprint`` the run's inputs."""
+    ``processes`` x ``micro_batch`` x ``accumulation`` = ``batch_size`` (``batch_layout``); ``device``
+    "cpu" or "cuda" (rank r uses GPU r); ``threads``: torch threads per process; ``state``: the checkpoint
+    file (None: no checkpoints), ``every`` its period (``parse_every``), ``fingerprint`` the run's inputs;
+    ``strategy``: how several processes split the run, "ddp" or "fsdp" (``STRATEGIES``)."""
 
     model: str
     steps: int
