@@ -29,6 +29,13 @@ class RunFailed(MixoptError):
     exit_code = 1
 
 
+class LateResult(MixoptError):
+    """A result told for a trial that another controller already finished or failed and re-queued (this one
+    was paused or cut off past the stale limit); the result is kept on the study as an extra attempt."""
+
+    exit_code = 1
+
+
 class OutputError(MixoptError):
     """A file or folder that mixopt must write is read-only, full, or missing; the study is untouched."""
 

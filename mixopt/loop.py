@@ -17,7 +17,7 @@ import numpy as np
 
 from mixopt import replicates
 from mixopt.config import StudyConfig
-from mixopt.errors import OutputError, RunFailed
+from mixopt.errors import LateResult, OutputError, RunFailed
 from mixopt.executors import EXECUTORS, Executor, outcome
 from mixopt.failpoints import failpoint
 from mixopt.runners import RUNNERS, Runner
@@ -194,7 +194,7 @@ def study_dispatch(study: Study, executor: Executor | None, on_progress: Callabl
     config = study.config
     dispatch = Dispatch(RUNNERS.create(config.runner.name, config.runner.options),
                         executor or EXECUTORS.create(config.executor.name, config.executor.options),
-                        lambda spec, result: record_outcome(study, spec.trial, result))
+                        lambda spec, result: record_outcome(study, spec.trial, result, spec.output_dir))
     if on_progress is not None:
         def finished(spec: RunSpec, error: str | None) -> None:
             values = study.values_of(spec.trial) if error is None else None
@@ -288,19 +288,26 @@ def run_waiting(study: Study, on_progress: Callable[[Progress], None] | None = N
         dispatch.executor.close()
 
 
-def record_outcome(study: Study, number: int, result: object) -> str | None:
-    """Tell a result, or fail the trial with the reason; returns the reason or None."""
+def record_outcome(study: Study, number: int, result: object, run_folder: str | None = None) -> str | None:
+    """Tell a result, or fail the trial with the reason; returns the reason or None. A result that came after
+    another controller finished or failed the trial is kept as an extra attempt (``Study.tell``): its one
+    line is returned, and the trial is left as it is."""
     if isinstance(result, BaseException):
         error = failure_reason(result)
     elif not isinstance(result, Evaluation):
         error = f"the runner returned {type(result).__name__}, not an Evaluation"
     else:
         try:
-            study.tell(number, result)
+            study.tell(number, result, run_folder)
             return None
+        except LateResult as late:
+            return str(late)
         except ValueError as exc:
             error = str(exc)
-    study.fail(number, error)
+    try:
+        study.fail(number, error)
+    except LateResult as late:
+        return str(late)
     return error
 
 

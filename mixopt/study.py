@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 import mixopt
 from mixopt.compat import pop_waiting_trial_id, storage_engine, study_id, study_storage
 from mixopt.config import StudyConfig, check_study_name, parse_config
-from mixopt.errors import ConfigError, StorageError
+from mixopt.errors import ConfigError, LateResult, StorageError
 from mixopt.failpoints import failpoint
 from mixopt.objectives import objective_parts, objective_values
 from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr, rerun_targets
@@ -277,20 +277,50 @@ class Study:
     def weights_of(self, trial: optuna.trial.BaseTrial) -> np.ndarray:
         return np.array([trial.params[name] for name in self.space.names])
 
-    def tell(self, number: int, evaluation: Evaluation) -> list[float]:
+    def tell(self, number: int, evaluation: Evaluation, run_folder: str | None = None) -> list[float]:
         """Record a completed evaluation. A missing, non-numeric or non-finite objective metric (or standard
-        error) raises ``ValueError`` naming it, and nothing is stored: the caller fails the trial instead."""
+        error) raises ``ValueError`` naming it, and nothing is stored: the caller fails the trial instead.
+
+        A trial that another controller already finished or failed (this one was paused or cut off past the
+        stale limit) is not changed: the result is kept as an extra attempt of its mixture
+        (:meth:`late_results`, with ``run_folder``) and ``LateResult`` says so in one line."""
         values = objective_values(evaluation, self.config.objectives)
         metrics = {**evaluation.metrics, **{o.metric: v for o, v in zip(self.config.objectives, values, strict=True)}}
         storage, trial_id = self._storage_and_id(number)
-        for key, value in (
-            (Attr.METRICS, metrics), (Attr.STDERR, evaluation.stderr), (Attr.COST, evaluation.cost),
-            (Attr.ARTIFACTS, evaluation.artifacts), (Attr.RUNNER, evaluation.runner),
-        ):
-            storage.set_trial_user_attr(trial_id, key, _jsonable(value))
-        failpoint("tell")  # a crash here leaves the trial RUNNING: it is failed and re-run on resume
-        self.optuna.tell(number, values)
+        try:
+            for key, value in (
+                (Attr.METRICS, metrics), (Attr.STDERR, evaluation.stderr), (Attr.COST, evaluation.cost),
+                (Attr.ARTIFACTS, evaluation.artifacts), (Attr.RUNNER, evaluation.runner),
+            ):
+                storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+            failpoint("tell")  # a crash here leaves the trial RUNNING: it is failed and re-run on resume
+            self.optuna.tell(number, values)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise LateResult(self._keep_late(number, evaluation, values, metrics, run_folder)) from None
         return values
+
+    def _keep_late(self, number: int, evaluation: Evaluation, values: list[float], metrics: dict[str, float],
+                   run_folder: str | None) -> str:
+        """Store a result that came after trial ``number`` was finished elsewhere as an extra attempt of its
+        mixture (a study user attr, one per trial and controller); returns the one line that says so."""
+        storage, trial_id = self._storage_and_id(number)
+        trial = storage.get_trial(trial_id)
+        attempt = {"trial": number, "controller": controller_id(), "mixture": queued_mixture(trial),
+                   "fidelity": trial.user_attrs.get(Attr.FIDELITY), "values": values, "metrics": metrics,
+                   "stderr": evaluation.stderr, "cost": evaluation.cost, "artifacts": evaluation.artifacts,
+                   "runner": evaluation.runner, "run_folder": run_folder, "told_at": time.time()}
+        self.optuna.set_user_attr(f"{StudyAttr.LATE_PREFIX}{number}:{controller_id()}", _jsonable(attempt))
+        rerun = next((t.number for t in self.trials() if t.user_attrs.get(Attr.RERUN_OF) == number), None)
+        by = trial.user_attrs.get(Attr.REQUEUED_BY, "another controller")
+        fate = (f"failed and re-queued as trial {rerun} by {by}" if rerun is not None
+                else f"already {trial.state.name.lower()} elsewhere")
+        return (f"late result for trial {number} refused: the trial was {fate} while this controller was paused or "
+                "cut off; kept as an extra attempt of its mixture (see mixopt study status)")
+
+    def late_results(self) -> list[dict[str, Any]]:
+        """Results told after their trial was finished elsewhere (see :meth:`tell`), by trial, oldest first."""
+        attempts = [v for k, v in self.optuna.user_attrs.items() if k.startswith(StudyAttr.LATE_PREFIX)]
+        return sorted(attempts, key=lambda a: (a["trial"], a["told_at"]))
 
     def set_trial_attr(self, number: int, key: str, value: Any) -> None:
         storage, trial_id = self._storage_and_id(number)
@@ -343,9 +373,16 @@ class Study:
         return self.import_runs(weights, values, fidelity, source)
 
     def fail(self, number: int, reason: str) -> None:
+        """Fail a running trial with ``reason``; one that another controller already finished or failed is
+        left as it is (``LateResult``)."""
         storage, trial_id = self._storage_and_id(number)
-        storage.set_trial_user_attr(trial_id, Attr.FAIL_REASON, reason)
-        self.optuna.tell(number, state=TrialState.FAIL)
+        try:
+            storage.set_trial_user_attr(trial_id, Attr.FAIL_REASON, reason)
+            self.optuna.tell(number, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            state = storage.get_trial(trial_id).state.name.lower()
+            raise LateResult(f"late failure of trial {number} not stored ({reason}): the trial was already {state} "
+                             "elsewhere while this controller was paused or cut off") from None
 
     def _storage_and_id(self, number: int) -> tuple[optuna.storages.BaseStorage, int]:
         storage = study_storage(self.optuna)
@@ -408,6 +445,7 @@ class Study:
                     {name: mixture[name] for name in self.space.names if name in mixture},
                     user_attrs={Attr.FIDELITY: self.config.search_fidelity.name, **kept, Attr.RERUN_OF: trial.number},
                 )
+            self.set_trial_attr(trial.number, Attr.REQUEUED_BY, controller_id())
             self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
             recovered.append(trial.number)
         return recovered

@@ -38,6 +38,7 @@ class Attr:
     RUNNER = "runner"
     FAIL_REASON = "fail_reason"
     RERUN_OF = "rerun_of"
+    REQUEUED_BY = "requeued_by"  # the controller that failed and re-queued this trial (its owner was judged dead)
     IMPORTED_FROM = "imported_from"
     ROUND = "round"
     PREDICTED = "predicted"
@@ -53,7 +54,7 @@ class Attr:
 
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
 RUN_ATTRS = frozenset({Attr.SEED, Attr.CONTROLLER, Attr.JOB_ID, Attr.METRICS, Attr.STDERR, Attr.COST,
-                       Attr.ARTIFACTS, Attr.RUNNER, Attr.FAIL_REASON, Attr.RERUN_OF})
+                       Attr.ARTIFACTS, Attr.RUNNER, Attr.FAIL_REASON, Attr.RERUN_OF, Attr.REQUEUED_BY})
 
 
 def rerun_targets(trials) -> set[int]:
@@ -72,6 +73,7 @@ class StudyAttr:
     PROMOTION_LOG = "promotion_log"
     HEARTBEAT_PREFIX = "heartbeat:"  # + a controller's host:pid -> the Unix time of its last heartbeat
     REUSE = "reuse"
+    LATE_PREFIX = "late:"  # + trial number:controller -> a result told after the trial was finished elsewhere
 
 
 @dataclass(frozen=True)

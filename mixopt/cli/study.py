@@ -231,6 +231,7 @@ def status(
             "states": frame.groupby("state").size().to_dict() if not frame.empty else {},
             "complete_by_fidelity": frame[frame.state == "COMPLETE"].groupby("fidelity").size().to_dict() if not frame.empty else {},
             "failures": [{"trial": int(r.trial), "reason": r.fail_reason} for r in failed.itertuples()],
+            "late_results": study.late_results(),
             "seed_merges": merge_results(study),
             "budget": budget_status(study),
             "promotion_log": study.optuna.user_attrs.get(StudyAttr.PROMOTION_LOG, []),
@@ -251,6 +252,10 @@ def status(
             out.print(f"  {state:<9} {fidelity or '-':<14} {count}")
     for r in failed.itertuples():
         out.print(f"  trial {r.trial} failed: {r.fail_reason}")
+    for late in study.late_results():
+        values = " ".join(f"{o.name}={v:.4g}" for o, v in zip(study.config.objectives, late["values"], strict=False))
+        out.print(f"  trial {late['trial']} late result from {late['controller']}, kept as an extra attempt: {values} "
+                  f"(run folder {late['run_folder']})", markup=False, highlight=False)
     print_front(study)
     if (budget := budget_status(study)) is not None:
         each = ", ".join(f"{name} {cost:.3g}" for name, cost in budget["run_costs"].items())

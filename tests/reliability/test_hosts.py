@@ -20,11 +20,18 @@ from study_helpers import command_env, finish, missing_component, run_mixopt, wr
 OTHER_HOST = "mixopt-host-a"
 
 
-def start_on_other_host(config: Path) -> subprocess.Popen:
-    """``mixopt study run`` in a new UTS namespace whose hostname is ``OTHER_HOST`` (its own process group)."""
+def require_other_host() -> None:
+    """Another host is simulated with a UTS namespace: missing where the system refuses one."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-ru", "true"]).returncode != 0:
+        missing_component("another host is simulated with a UTS namespace (unshare -ru), which this system refuses")
+
+
+def start_on_other_host(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``mixopt study run`` in a new UTS namespace whose hostname is ``OTHER_HOST`` (its own process group;
+    ``unshare`` and ``sh`` exec it in place, so its pid is the controller's)."""
     script = f'hostname {OTHER_HOST} && exec "$0" -m mixopt.cli study run "$1"'
     return subprocess.Popen(["unshare", "-ru", "sh", "-c", script, sys.executable, str(config)], cwd=config.parent,
-                            env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env or command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
 
@@ -35,8 +42,7 @@ def running_on(study: optuna.Study, host: str) -> list[optuna.trial.FrozenTrial]
 
 @pytest.mark.slow
 def test_a_controller_killed_on_another_host_is_replaced_once_its_heartbeat_is_stale(tmp_path):
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-ru", "true"]).returncode != 0:
-        missing_component("another host is simulated with a UTS namespace (unshare -ru), which this system refuses")
+    require_other_host()
     from mixopt.study import HEARTBEAT_STALE_SECONDS
 
     config = write_study(tmp_path, {"n_trials": 10, "batch_size": 3, "executor": {"name": "local"}},

@@ -38,13 +38,14 @@ def env() -> dict[str, str]:
     return {**command_env(), "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
 
 
-def kill_study(tmp_path: Path, executor: dict, n_trials: int) -> tuple[Path, Path]:
+def kill_study(tmp_path: Path, executor: dict, n_trials: int, batch_size: int = 2) -> tuple[Path, Path]:
     """A synthetic study whose runner logs its runs (``faulty_runner:LoggedRunner``), its config and its event log."""
     events = tmp_path / "events.log"
     runner = {"name": "faulty_runner:LoggedRunner",
               "options": {"events": str(events), "delay": RUN_SECONDS, "metrics": ["math_loss", "code_loss", "qa_loss"],
                           "problem_seed": 7, "integration": ["integration"]}}
-    config = write_study(tmp_path, {"runner": runner, "n_trials": n_trials, "batch_size": 2, "executor": executor})
+    config = write_study(tmp_path, {"runner": runner, "n_trials": n_trials, "batch_size": batch_size,
+                                     "executor": executor})
     return config, events
 
 
