@@ -6,8 +6,8 @@
    all, and screening and seed merges, run their trials through one dispatch routine (:class:`mixopt.loop.Dispatch`);
 3. the mixture to train for real (the promoted integration run, or the model's recommendation,
    :func:`mixopt.recommend.recommend_study`) exported beside the config (olmo-core). An export its reader
-   would refuse (sources with weight > 0 and no paths) does not fail the run: it is written with a warning
-   line in its header, and ``Outcome.incomplete`` names those sources.
+   would refuse (sources with weight > 0 and no paths, or too few tokens for their shares) does not fail the
+   run: it is written with a warning line in its header, and ``Outcome.incomplete`` says why.
 
 Everything is written to the study's storage as it is learned, so a run that stops resumes where it was.
 """
@@ -33,13 +33,13 @@ if TYPE_CHECKING:  # run() imports them: `mixopt study ask` needs none of the mo
 @dataclass(frozen=True)
 class Outcome:
     """What a run of a study ends with: the promoted integration run (with rounds) or the model's
-    recommendation (without), the file the chosen mixture was exported to, and the sources that export
-    lacks paths for (written with a warning header: OLMo-core refuses it until they are filled in)."""
+    recommendation (without), the file the chosen mixture was exported to, and why OLMo-core would refuse
+    that export ("" when it would not; written with a warning header)."""
 
     promotion: Promotion | None
     recommendation: Recommendation | None
     exported: Path
-    incomplete: tuple[str, ...] = ()
+    incomplete: str = ""
 
 
 def run(study: Study, n_trials: int | None = None, batch_size: int | None = None,
@@ -79,11 +79,11 @@ def run(study: Study, n_trials: int | None = None, batch_size: int | None = None
         assert recommendation is not None
         return handoff.export_recommendation(study, recommendation, allow_incomplete=allow_incomplete)
 
-    incomplete: tuple[str, ...] = ()
+    incomplete = ""
     try:
         text = render(False)
     except export.IncompleteExport as exc:
-        text, incomplete = render(True), exc.sources
+        text, incomplete = render(True), exc.problem
     path = export.write_atomic(handoff.exports_path(study), text)
     return Outcome(promotion, recommendation, path, incomplete)
 

@@ -3,17 +3,26 @@
 Weights are written as decimals on the study's grid (e.g. 4 places for a granularity of 1e-4) whose
 sum is exactly 1; provenance goes in a header comment so strict readers still load the file.
 A structured dialect is written only when its reader would accept it: OLMo-core's ``SourceMixtureConfig``
-and olmo-cookbook's source list refuse a source with weight > 0 and no ``paths``. Such an export is refused
-(:class:`IncompleteExport`) unless ``allow_incomplete``, which writes it with a warning as its first line.
-Files are written atomically: a reader sees the old file or the whole new one, never a part.
+and olmo-cookbook's source list refuse a source with weight > 0 and no ``paths``, and OLMo-core's
+``SourceMixtureDatasetConfig.build`` refuses a source whose token files hold too few tokens for its share at
+its ``max_repetition_ratio`` (:func:`olmo_core_shortfalls`, counted from the files as OLMo-core counts them).
+Such an export is refused (:class:`IncompleteExport`) unless ``allow_incomplete``, which writes it with a
+warning as its first line. Files are written atomically: a reader sees the old file or the whole new one.
+
+The olmo-core file is a whole ``SourceMixtureDatasetConfig`` (``source_list``, ``requested_tokens``,
+``global_batch_size``); its header names the ``build`` arguments (token dtype, sequence length). Sources of
+weight 0 are left out unless ``keep_zero`` (OLMo-core's composable mixing API refuses a ratio of 0), and the
+header lists them.
 """
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +32,7 @@ import yaml
 import mixopt
 from mixopt.errors import ConfigError, OutputError
 from mixopt.failpoints import failpoint
-from mixopt.space import MixtureSpace
+from mixopt.space import MixtureSpace, Source
 
 DIALECTS = ("olmo-core", "olmo-cookbook", "plain")
 # Per structured dialect: source-name key, repetition key, max-fraction key, (outer, inner) nesting of the
@@ -35,13 +44,33 @@ DIALECT_KEYS = {
 READERS = {"olmo-core": "OLMo-core's SourceMixtureConfig", "olmo-cookbook": "olmo-cookbook"}
 
 
-class IncompleteExport(ConfigError):
-    """A structured export that its reader would refuse: ``sources`` (weight > 0) have no paths."""
+@dataclass(frozen=True)
+class TrainerLayout:
+    """How OLMo-core reads an export: every source's token files as raw ``dtype`` arrays (None: unknown, so
+    nothing is counted), cut into ``sequence_length``-token instances, ``global_batch_size`` tokens a step;
+    ``tokenizer`` names what made the files (None: not known to mixopt)."""
 
-    def __init__(self, dialect: str, sources: Sequence[str]) -> None:
+    dtype: str | None = None
+    sequence_length: int = 4096
+    global_batch_size: int = 4_194_304
+    tokenizer: str | None = None
+
+
+def sources_layout(sources: Sequence[Source]) -> TrainerLayout:
+    """The default layout of ``sources``' files: read as the ``token_dtype`` they share (None if they differ)."""
+    dtypes = {s.token_dtype for s in sources if s.token_dtype}
+    return TrainerLayout(dtypes.pop() if len(dtypes) == 1 else None)
+
+
+class IncompleteExport(ConfigError):
+    """A structured export that its reader would refuse: ``sources`` (weight > 0) have no paths, or (with
+    ``problem``) hold too few tokens for their shares; ``problem`` and ``fix`` say which and what to do."""
+
+    def __init__(self, dialect: str, sources: Sequence[str], problem: str | None = None, fix: str | None = None) -> None:
         self.dialect, self.sources = dialect, tuple(sources)
-        super().__init__(f"{dialect} export refused: {missing_paths_text(dialect, self.sources)}: set sources[].paths "
-                         "in the config, export --format plain, or pass --allow-incomplete to write it with a warning")
+        self.problem = problem or missing_paths_text(dialect, self.sources)
+        fix = fix or "set sources[].paths in the config, export --format plain"
+        super().__init__(f"{dialect} export refused: {self.problem}: {fix}, or pass --allow-incomplete to write it with a warning")
 
 
 def missing_paths_text(dialect: str, sources: Sequence[str]) -> str:
@@ -59,6 +88,40 @@ def grid_decimals(weights: np.ndarray, granularity: float) -> list[float]:
     return [round(int(u) * granularity, places) for u in units]
 
 
+def file_tokens(path: str, dtype: str) -> int | None:
+    """Tokens in the local files a source path names (a file or a glob), counted as OLMo-core counts them:
+    each file's bytes // the dtype's size. None for a remote path (``s3://``...), which is not counted; a
+    local path that matches no file is a ``ConfigError``."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    local = path.removeprefix("file://")
+    files = sorted(glob.glob(local)) if "*" in local else [local] if os.path.isfile(local) else []
+    if not files:
+        raise ConfigError(f"source path {path} matches no file: fix sources[].paths (OLMo-core would stop on it)")
+    size = np.dtype(dtype).itemsize
+    return sum(os.path.getsize(f) // size for f in files)
+
+
+def olmo_core_shortfalls(entries: Sequence[dict[str, Any]], requested_tokens: int, dtype: str) -> dict[str, str]:
+    """The sources of an olmo-core ``source_list`` whose files are too small for their shares (name -> the
+    words of a refusal), found as ``SourceMixtureDatasetConfig.build`` finds them: a source needs
+    ``int(requested_tokens * target_ratio)`` tokens and may give ``int(tokens * max_source_fraction *
+    max_repetition_ratio)``. Sources with a remote path are not counted."""
+    out = {}
+    for e in entries:
+        counts = [file_tokens(p, dtype) for p in e["paths"]]
+        if not e["target_ratio"] or None in counts:
+            continue
+        tokens = sum(c for c in counts if c is not None)
+        repetition = e.get("max_repetition_ratio", 1.0)
+        needed = int(requested_tokens * e["target_ratio"])
+        if int(tokens * e.get("max_source_fraction", 1.0) * repetition) < needed:
+            out[e["source_name"]] = (f"source {e['source_name']} has {tokens:,} {dtype} tokens in its files, too few for "
+                                     f"its share {e['target_ratio']} of {requested_tokens:,} tokens ({needed:,}) at "
+                                     f"max_repetition_ratio {repetition:g}")
+    return out
+
+
 def render(
     space: MixtureSpace,
     weights: np.ndarray | Sequence[float],
@@ -66,10 +129,14 @@ def render(
     granularity: float = 1e-4,
     provenance: dict[str, Any] | None = None,
     allow_incomplete: bool = False,
+    layout: TrainerLayout | None = None,
+    keep_zero: bool = False,
 ) -> str:
     """The YAML text of one mixture ``(K,)`` in ``dialect``, with a provenance header. A structured dialect
-    whose reader would refuse it (sources with weight > 0 and no paths) raises ``IncompleteExport``, or with
-    ``allow_incomplete`` is written with a ``# WARNING`` line first."""
+    whose reader would refuse it (sources with weight > 0 and no paths; for olmo-core, a source too small for
+    its share, counted from its files read as ``layout.dtype``, default :func:`sources_layout`) raises
+    ``IncompleteExport``, or with ``allow_incomplete`` is written with a ``# WARNING`` line first. olmo-core
+    leaves sources of weight 0 out unless ``keep_zero``."""
     if dialect not in DIALECTS:
         raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(DIALECTS)}")
     weights = np.asarray(weights, dtype=float)
@@ -80,12 +147,16 @@ def render(
     weights = space.round(weights, granularity)
     ratios = grid_decimals(weights, granularity)
     budget = int(space.token_budget) if space.token_budget else None
+    layout = layout or sources_layout(space.sources)
+    left_out = [s.name for s, r in zip(space.sources, ratios, strict=True) if r == 0 and dialect == "olmo-core" and not keep_zero]
     if dialect == "plain":
         body: Any = {s.name: r for s, r in zip(space.sources, ratios, strict=True)}
     else:
         name_key, repetition_key, fraction_key, (outer, inner), budget_key = DIALECT_KEYS[dialect]
         sources = []
         for s, r, upper in zip(space.sources, ratios, space.upper, strict=True):
+            if s.name in left_out:
+                continue
             entry: dict[str, Any] = {name_key: s.name, "target_ratio": r, "paths": list(s.paths)}
             if s.max_repetition is not None:
                 entry[repetition_key] = s.max_repetition
@@ -94,15 +165,39 @@ def render(
         body = {outer: {inner: sources}}
         if budget:
             body[budget_key] = budget
+        if dialect == "olmo-core":
+            body["global_batch_size"] = layout.global_batch_size
     missing = [s.name for s, r in zip(space.sources, ratios, strict=True) if r > 0 and not s.paths]
-    warning = ""
+    refused: IncompleteExport | None = None
     if dialect in READERS and missing:
+        refused = IncompleteExport(dialect, missing)
+    elif dialect == "olmo-core" and budget and layout.dtype:
+        short = olmo_core_shortfalls(sources, budget, layout.dtype)
+        if short:
+            refused = IncompleteExport(dialect, list(short), "; ".join(short.values()),
+                                       "lower its share, raise its max_repetition or add data")
+    warning = ""
+    if refused is not None:
         if not allow_incomplete:
-            raise IncompleteExport(dialect, missing)
-        warning = f"# WARNING: incomplete, not loadable as it is: {missing_paths_text(dialect, missing)}; fill them in\n"
+            raise refused
+        warning = f"# WARNING: incomplete, not loadable as it is: {refused.problem}; fix it first\n"
     header = {"mixopt_version": mixopt.__version__, "dialect": dialect, **(provenance or {})}
+    if dialect == "olmo-core":
+        header.update(olmo_core_header(layout, left_out))
     comment = warning + "".join(f"# {key}: {value}\n" for key, value in header.items())
     return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
+
+
+def olmo_core_header(layout: TrainerLayout, left_out: Sequence[str]) -> dict[str, Any]:
+    """The olmo-core file's header lines: how to build it, what made its token files, what it leaves out."""
+    dtype = f"numpy.{layout.dtype}" if layout.dtype else "<the token files' dtype>"
+    lines: dict[str, Any] = {"load": "olmo_core.data.source_mixture.SourceMixtureDatasetConfig.from_yaml(this file)"
+                             f".build(npdtype={dtype}, sequence_length={layout.sequence_length})"}
+    if layout.tokenizer:
+        lines["tokenizer"] = layout.tokenizer
+    if left_out:
+        lines["left_out_weight_0"] = ", ".join(left_out)
+    return lines
 
 
 def trial_provenance(study: str, trial: int, fidelity: str | None, values: dict[str, float] | None,

@@ -1,14 +1,18 @@
 """What a study hands to a training stack: a chosen mixture rendered as YAML (:func:`mixopt.export.render`)
 under the caps of the export budget, with its provenance (trial and measured values, or the model's
-prediction and the nearest measured run) in the header."""
+prediction and the nearest measured run) in the header. An olmo-core export names the token files the
+study's runner trains on (:meth:`mixopt.runners.Runner.token_files`: for the microanneal runner, the token
+files that text and the demo's sources are tokenized into), so OLMo-core reads what the study measured."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mixopt.errors import ConfigError, OutputError
-from mixopt.export import budget_provenance, render, trial_provenance
+from mixopt.export import TrainerLayout, budget_provenance, render, sources_layout, trial_provenance
+from mixopt.space import MixtureSpace
 from mixopt.trials import Attr
 
 if TYPE_CHECKING:
@@ -18,27 +22,52 @@ if TYPE_CHECKING:
 RECOMMENDED = "recommended"  # the --pick that exports the model's recommendation (the default)
 
 
+def export_space(study: Study, dialect: str, fidelity: str | None,
+                 batch: tuple[int, int] | None = None) -> tuple[MixtureSpace, TrainerLayout]:
+    """The space an export is rendered in, under the caps of ``fidelity``'s budget (default: the last), and
+    how its trainer reads it. For olmo-core, each source's paths are the token files the runner trains on
+    where it knows them, read as it reads them; otherwise the config's paths, read as their common dtype.
+    ``batch``: the trainer's (sequence length, global batch size in tokens), else the runner's or the default."""
+    from mixopt.runners import RUNNERS
+
+    config = study.config
+    fid = config.fidelity(fidelity or config.fidelities[-1].name)
+    space = config.space(fid.name)
+    layout = sources_layout(space.sources)
+    found = None
+    if dialect == "olmo-core":
+        found = RUNNERS.create(config.runner.name, config.runner.options).token_files(space.sources, fid.model)
+    if found is not None:
+        files, layout = found
+        space = replace(space, sources=tuple(replace(s, paths=files.get(s.name, s.paths)) for s in space.sources))
+    if batch is not None:
+        layout = replace(layout, sequence_length=batch[0], global_batch_size=batch[1])
+    return space, layout
+
+
 def export_trial(study: Study, number: int, dialect: str = "olmo-core", fidelity: str | None = None,
-                 allow_incomplete: bool = False) -> str:
+                 allow_incomplete: bool = False, keep_zero: bool = False, batch: tuple[int, int] | None = None) -> str:
     """The YAML of trial ``number``'s mixture under the caps of ``fidelity``'s budget (default: the last);
-    ``allow_incomplete``: written with a warning where the dialect's reader would refuse it (else refused)."""
+    ``allow_incomplete``: written with a warning where the dialect's reader would refuse it (else refused);
+    ``keep_zero``: olmo-core keeps the sources of weight 0; ``batch``: as for :func:`export_space`."""
     trials = {t.number: t for t in study.trials()}
     if number not in trials or not trials[number].params:
         raise ConfigError(f"study '{study.name}' has no trial {number} with a mixture")
     trial = trials[number]
     config = study.config
-    space = config.space(fidelity or config.fidelities[-1].name)
+    space, layout = export_space(study, dialect, fidelity, batch)
     values = dict(zip([o.name for o in config.objectives], trial.values, strict=True)) if trial.values else None
     provenance = trial_provenance(study.name, number, trial.user_attrs.get(Attr.FIDELITY), values, space)
-    return render(space, study.weights_of(trial), dialect, config.granularity, provenance, allow_incomplete)
+    return render(space, study.weights_of(trial), dialect, config.granularity, provenance, allow_incomplete, layout, keep_zero)
 
 
 def export_recommendation(study: Study, recommendation: Recommendation, dialect: str = "olmo-core",
-                          fidelity: str | None = None, allow_incomplete: bool = False) -> str:
+                          fidelity: str | None = None, allow_incomplete: bool = False, keep_zero: bool = False,
+                          batch: tuple[int, int] | None = None) -> str:
     """The YAML of the study's recommended mixture under the caps of ``fidelity``'s budget (default: the
     last), with its predicted values and nearest measured trial as provenance."""
     config = study.config
-    space = config.space(fidelity or config.fidelities[-1].name)
+    space, layout = export_space(study, dialect, fidelity, batch)
     names = [o.name for o in config.objectives]
     predicted = "none (too few runs for a model)"
     if recommendation.predicted is not None and recommendation.predicted_sd is not None:
@@ -52,11 +81,13 @@ def export_recommendation(study: Study, recommendation: Recommendation, dialect:
         f"{recommendation.nearest_trial} (total-variation distance {recommendation.distance:.3f})",
         **budget_provenance(space),
     }
-    return render(space, recommendation.weights, dialect, config.granularity, provenance, allow_incomplete)
+    return render(space, recommendation.weights, dialect, config.granularity, provenance, allow_incomplete, layout,
+                  keep_zero)
 
 
 def export_choice(study: Study, trial: int | None = None, pick: str | None = None, dialect: str = "olmo-core",
-                  fidelity: str | None = None, allow_incomplete: bool = False) -> tuple[str, str]:
+                  fidelity: str | None = None, allow_incomplete: bool = False, keep_zero: bool = False,
+                  batch: tuple[int, int] | None = None) -> tuple[str, str]:
     """The YAML ``mixopt study export`` writes, and what it holds (for the message): trial ``trial``, the
     measured trial that rule ``pick`` chooses, or (neither given, or ``pick`` "recommended") the study's
     recommendation, under the caps of ``fidelity``'s budget (default: the last)."""
@@ -66,9 +97,10 @@ def export_choice(study: Study, trial: int | None = None, pick: str | None = Non
         raise ConfigError("give at most one of --trial N or --pick recommended|knee|best:OBJECTIVE|chebyshev:w1,w2,...")
     if trial is None and pick in (None, RECOMMENDED):
         recommendation = recommend_study(study, fidelity)
-        return export_recommendation(study, recommendation, dialect, fidelity, allow_incomplete), "the recommended mixture"
+        text = export_recommendation(study, recommendation, dialect, fidelity, allow_incomplete, keep_zero, batch)
+        return text, "the recommended mixture"
     number = trial if trial is not None else pick_measured(study, str(pick), export_fidelity=fidelity)
-    return export_trial(study, number, dialect, fidelity, allow_incomplete), f"trial {number}"
+    return export_trial(study, number, dialect, fidelity, allow_incomplete, keep_zero, batch), f"trial {number}"
 
 
 def exports_path(study: Study) -> Path:

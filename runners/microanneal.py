@@ -30,9 +30,10 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -55,6 +56,9 @@ from mixopt.runners.training import (
 )
 from mixopt.space import Source
 from mixopt.trials import Evaluation, RunSpec
+
+if TYPE_CHECKING:
+    from mixopt.export import TrainerLayout
 
 __all__ = ["ASSETS", "Assets", "MicroannealRunner", "anneal", "bf16_supported", "block_batches", "quiet_libraries",
            "sft_batches"]
@@ -276,16 +280,52 @@ class MicroannealRunner(Runner):
             for name, source in described.items()
         }
 
+    def token_files(self, sources: Sequence[Source], model: str | None = None,
+                    ) -> tuple[dict[str, tuple[str, ...]], TrainerLayout]:
+        """The token files a run reads for each source (token files as given; text, or a path-less demo
+        source, as the ``tokens.bin`` it is tokenized into in the cache, made now if missing; a path-less
+        source of another name is left out), read as the one dtype they share (None if they differ) in
+        ``block_size``-token instances, ``block_size * batch_size`` tokens a step."""
+        from transformers import AutoTokenizer
+
+        from mixopt.cache import cache_dir
+        from mixopt.export import TrainerLayout
+        from mixopt.runners import microanneal_data as data
+
+        checkpoint = self._checkpoint_of(model, "the export fidelity")
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        key = data.tokenizer_fingerprint(tokenizer)
+        files: dict[str, tuple[str, ...]] = {}
+        dtypes = {s.token_dtype for s in sources if s.token_dtype}
+        for source in sources:
+            if not source.paths and source.name not in default_assets().sources:
+                continue  # nothing to name: the export stays refused for its missing paths
+            paths = self._source_paths(source.name, source.paths)
+            found = data.source_files(source.name, paths)
+            if all(f.suffix in data.TOKEN_SUFFIXES for f in found):
+                files[source.name] = tuple(paths)
+                continue
+            folder = data.tokenized_text(source.name, paths, found, tokenizer, key, cache_dir() / "tokens")
+            files[source.name] = (str(folder / data.TOKENS_FILE),)
+            dtypes.add(data.token_dtype_for(len(tokenizer)))
+        dtype = dtypes.pop() if len(dtypes) == 1 else None
+        return files, TrainerLayout(dtype, self.block_size, self.block_size * self.batch_size, str(checkpoint))
+
     def _checkpoint(self, spec: RunSpec) -> Path:
-        path = spec.model or self.model
+        return self._checkpoint_of(spec.model, f"fidelity '{spec.fidelity}'")
+
+    def _checkpoint_of(self, model: str | None, what: str) -> Path:
+        path = model or self.model
         if path is None:
             return default_assets().base_model()
         if not (Path(path) / "config.json").is_file():
-            raise RunFailed(f"fidelity '{spec.fidelity}': no transformers checkpoint (config.json) at {path}")
+            raise RunFailed(f"{what}: no transformers checkpoint (config.json) at {path}")
         return Path(path)
 
     def _paths(self, spec: RunSpec, name: str) -> tuple[str, ...]:
-        paths = spec.source_paths.get(name) or ()
+        return self._source_paths(name, spec.source_paths.get(name) or ())
+
+    def _source_paths(self, name: str, paths: Sequence[str]) -> tuple[str, ...]:
         if paths:
             return tuple(paths)
         assets = default_assets()

@@ -28,7 +28,8 @@ def written_ratios(text: str, dialect: str) -> dict[str, Decimal]:
 def assert_exports_hold(space: MixtureSpace, weights: np.ndarray, granularity: float = 1e-4) -> None:
     """Render ``weights`` in every dialect and check the file against every constraint of ``space``."""
     for dialect in DIALECTS:
-        text = render(space, weights, dialect, granularity, provenance={"study": "t", "trial": 3}, allow_incomplete=True)
+        text = render(space, weights, dialect, granularity, provenance={"study": "t", "trial": 3}, allow_incomplete=True,
+                      keep_zero=True)
         assert isinstance(yaml.safe_load(text), dict)
         ratios = written_ratios(text, dialect)
         assert list(ratios) == list(space.names)
@@ -158,7 +159,7 @@ def test_a_structured_export_its_reader_would_refuse_names_the_sources_and_the_f
         assert "\n" not in message and refused.value.sources == ("code", "math")
         assert message.startswith(f"{dialect} export refused: sources code, math have weight > 0 and no paths")
         assert "set sources[].paths" in message and "--allow-incomplete" in message
-        text = render(space, w, dialect, allow_incomplete=True)
+        text = render(space, w, dialect, allow_incomplete=True, keep_zero=True)
         first, second = text.split("\n")[:2]
         assert first.startswith("# WARNING: incomplete, not loadable as it is: sources code, math have weight > 0")
         assert second == f"# mixopt_version: {mixopt.__version__}"

@@ -78,7 +78,6 @@ def run(
     """Run (or resume) a study until it has its configured number of completed trials, then print the
     Pareto front, write the report and export the recommended mixture."""
     from mixopt import controller
-    from mixopt.export import missing_paths_text
     from mixopt.study import mask_url
 
     study = open_study(config, storage, study_name, create=True)
@@ -98,8 +97,8 @@ def run(
         print_recommendation(study, outcome.recommendation)
     out.print(f"exported the recommended mixture to {outcome.exported}")
     if outcome.incomplete:
-        console.print(f"[yellow]warning:[/] that export is incomplete: {missing_paths_text('olmo-core', outcome.incomplete)}; "
-                      "its header says so. Set sources[].paths and run `mixopt study export -o FILE`, or export --format plain")
+        console.print(f"[yellow]warning:[/] that export is incomplete: {outcome.incomplete}; its header says so. "
+                      "Fix it and run `mixopt study export -o FILE`, or export --format plain")
     if report:
         write_study_report(study, outcome.recommendation)
 
@@ -343,7 +342,15 @@ def export(
     fidelity: str | None = typer.Option(None, "--fidelity", help="fidelity whose budget sets the caps (default: the last, integration)"),
     output: Path | None = typer.Option(None, "-o", "--output", help="file to write (default: stdout)"),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="write an olmo-core or olmo-cookbook file "
-                                          "its reader would refuse (sources with weight > 0 and no paths), with a warning in its header"),
+                                          "its reader would refuse (sources with weight > 0 and no paths, or too few tokens for their shares), "
+                                          "with a warning in its header"),
+    keep_zero: bool = typer.Option(False, "--keep-zero", help="olmo-core: keep the sources of weight 0 (left out by "
+                                   "default, listed in the header: OLMo-core's composable mixing refuses a ratio of 0)"),
+    sequence_length: int | None = typer.Option(None, "--sequence-length", min=1, help="olmo-core: the trainer's tokens "
+                                               "per instance (default: the runner's, else 4096)"),
+    global_batch_size: int | None = typer.Option(None, "--global-batch-size", min=1, help="olmo-core: the trainer's "
+                                                 "tokens per step, a multiple of the sequence length (default: the "
+                                                 "runner's, else 4194304)"),
 ) -> None:
     """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
     choice at the export budget); with --trial or --pick RULE, a measured trial."""
@@ -353,7 +360,15 @@ def export(
     if dialect not in export_mod.DIALECTS:
         raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(export_mod.DIALECTS)}")
     study = open_study(config, storage, study_name, create=False)
-    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete)
+    batch = None
+    if (sequence_length is None) != (global_batch_size is None):
+        raise ConfigError("give both --sequence-length and --global-batch-size, or neither")
+    if sequence_length is not None and global_batch_size is not None:
+        if global_batch_size % sequence_length:
+            raise ConfigError(f"--global-batch-size {global_batch_size} is not a multiple of --sequence-length "
+                              f"{sequence_length}: OLMo-core needs whole instances per batch")
+        batch = (sequence_length, global_batch_size)
+    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete, keep_zero, batch)
     if output is None:
         sys.stdout.write(text)
     else:
