@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from mixopt.audit import audit_lines, olmo_core_audit
 from mixopt.export import IncompleteExport, TrainerLayout, render
 from mixopt.space import MixtureSpace, Source
 from study_helpers import missing_component, run_mixopt, tiny_base_model, write_study
@@ -140,6 +141,54 @@ def test_study_export_refuses_a_source_too_small_for_its_share_before_writing(tm
     assert forced.returncode == 0, forced.stderr
     with pytest.raises(sm.OLMoConfigurationError, match="Insufficient tokens for source: math"):
         build(out)
+
+
+# A balanced mixture, a sparse one (code left out) and one with math at its cap (2 epochs of 15,000 tokens).
+AUDITED = {"balanced": [0.5, 0.3, 0.2], "sparse": [0.6, 0.0, 0.4], "at cap": [0.2, 0.2, 0.6]}
+
+
+@pytest.mark.parametrize("case", list(AUDITED))
+def test_the_audit_realises_what_olmo_cores_built_dataset_holds(tmp_path: Path, case: str):
+    source_mixture()
+    space = files_space(tmp_path, {"web": 60_000, "code": 40_000, "math": 15_000}, 50_000, math=2.0)
+    text = render(space, AUDITED[case], "olmo-core", layout=LAYOUT)
+    (tmp_path / "mix.yaml").write_text(text)
+    built = build(tmp_path / "mix.yaml")
+    audit = olmo_core_audit(text)
+    assert {r.name: r.realised_tokens for r in audit.sources} == built
+    total = sum(built.values())
+    for r, w in zip(audit.sources, [w for w in AUDITED[case] if w], strict=True):
+        assert r.requested_share == w and r.requested_tokens == int(50_000 * w)
+        assert r.realised_share == built[r.name] / total
+    assert audit.total_variation == pytest.approx(0.5 * sum(abs(built[r.name] / total - r.requested_share) for r in audit.sources))
+    assert 0 < audit.total_variation < 0.02 and audit.zero_instances == ()
+    math = audit.sources[-1]
+    assert math.epochs == built["math"] / 15_000
+    assert audit.over_cap == () and (case != "at cap" or math.epochs > 1.98)
+    lines = audit_lines(audit)
+    assert lines[-3] == f"total-variation distance, requested vs realised: {audit.total_variation:.4f}"
+    assert lines[-2:] == ["sources with zero instances: none", "repetition caps exceeded: none"]
+
+
+def test_study_export_prints_the_audit(tmp_path: Path):
+    source_mixture()
+    sources = [{"name": n, "tokens": 300_000, "max_repetition": 1, "paths": [token_file(tmp_path / f"{n}.bin", 300_000)],
+                "token_dtype": "uint16"} for n in ("web", "code", "math")]
+    config = write_study(tmp_path, {"name": "files", "sources": sources, "constraints": [],
+                                    "fidelities": [{"name": "microanneal", "tokens": 20_000},
+                                                   {"name": "integration", "tokens": 200_000}]})
+    (trial,) = json.loads(run_mixopt("study", "ask", config, cwd=tmp_path).stdout)
+    run_mixopt("study", "tell", config, "--trial", str(trial["trial"]), "--values", "1,1,1", cwd=tmp_path)
+    result = run_mixopt("study", "export", config, "--trial", str(trial["trial"]), "--audit", "--sequence-length", "128",
+                        "--global-batch-size", "4096", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "mix.yaml").write_text(result.stdout)
+    built = build(tmp_path / "mix.yaml")
+    rows = {line.split()[0]: line.split() for line in result.stderr.splitlines()[1:4]}
+    assert {name: int(row[4].replace(",", "")) for name, row in rows.items()} == built
+    assert "total-variation distance, requested vs realised: " in result.stderr
+    bad = run_mixopt("study", "export", config, "--trial", str(trial["trial"]), "--audit", "--format", "plain", cwd=tmp_path)
+    assert bad.returncode != 0 and "--audit builds olmo-core exports" in bad.stderr
 
 
 @pytest.mark.slow

@@ -351,6 +351,8 @@ def export(
     global_batch_size: int | None = typer.Option(None, "--global-batch-size", min=1, help="olmo-core: the trainer's "
                                                  "tokens per step, a multiple of the sequence length (default: the "
                                                  "runner's, else 4194304)"),
+    audit: bool = typer.Option(False, "--audit", help="olmo-core: build the export with OLMo-core and print, per "
+                               "source, the requested and realised shares, tokens and epochs (on stderr)"),
 ) -> None:
     """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
     choice at the export budget); with --trial or --pick RULE, a measured trial."""
@@ -368,7 +370,14 @@ def export(
             raise ConfigError(f"--global-batch-size {global_batch_size} is not a multiple of --sequence-length "
                               f"{sequence_length}: OLMo-core needs whole instances per batch")
         batch = (sequence_length, global_batch_size)
+    if audit and dialect != "olmo-core":
+        raise ConfigError("--audit builds olmo-core exports: drop --format or give --format olmo-core")
     text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete, keep_zero, batch)
+    if audit:
+        from mixopt.audit import audit_lines, olmo_core_audit
+
+        for line in audit_lines(olmo_core_audit(text)):
+            console.print(line, markup=False, highlight=False)
     if output is None:
         sys.stdout.write(text)
     else:
