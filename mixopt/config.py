@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mixopt.errors import ConfigError, shown
+from mixopt.errors import ConfigError, check_path_name, shown
 from mixopt.pareto import parse_pick_rule
 from mixopt.space import TOKEN_DTYPES, Group, MixtureSpace, Source
 from mixopt.surrogates import DEFAULT_SURROGATE
@@ -348,19 +348,11 @@ def parse_config(text: str, directory: Path = Path(".")) -> StudyConfig:
     return config
 
 
-def check_study_name(name: str) -> str:
-    """``name``, which becomes folder and file names (runs/<name>/, exports/<name>.yaml), when it is one
-    plain path component; else a ``ConfigError``."""
-    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name != name.strip():
-        raise ConfigError(f"study name {name!r} must be one plain file name (no '/', not '.' or '..', no "
-                          "surrounding spaces): it names the study's runs, exports and report; choose another name")
-    return name
-
-
 def validate(config: StudyConfig) -> None:
     """Checks that span sections; the space itself is checked at every fidelity's budget."""
-    check_study_name(config.name)
+    check_path_name(config.name)
     _check_printable(config)
+    _check_path_names(config)
     if not config.objectives:
         raise ConfigError("objectives: list at least one objective (name, metric, direction)")
     if not config.fidelities:
@@ -502,6 +494,19 @@ def _check_printable(config: StudyConfig) -> None:
         if not text.isprintable():
             raise ConfigError(f"{section}: {text!r} holds a control character (a line break, tab or NUL); "
                               "use a printable name")
+
+
+def _check_path_names(config: StudyConfig) -> None:
+    """Every name that may become a path (:func:`check_path_name`). Metric names are exempt: they are table
+    columns (RegMix's are ``metric/<domain>``) and never name a file."""
+    named = [("source", s.name) for s in config.sources]
+    named += [("objective", o.name) for o in config.objectives]
+    named += [("fidelity", f.name) for f in config.fidelities]
+    if config.reuse is not None:
+        named += [("reuse.map source", str(old)) for old in config.reuse.map]
+        named += [("reuse.study_name", config.reuse.study_name)] if config.reuse.study_name is not None else []
+    for what, name in named:
+        check_path_name(name, what)
 
 
 def validate_screening(screening: ScreeningConfig, names: list[str]) -> None:

@@ -55,6 +55,16 @@ class OutputError(MixoptError):
         return cls(f"cannot write {path}: {error.strerror or error}; {fix}, or {elsewhere}")
 
 
+def check_path_name(name: str, what: str = "study name") -> str:
+    """``name`` (a ``what``: study, source, objective, fidelity...), which may become part of a file or folder
+    name (runs/<study>/, exports/<study>.yaml, the token cache's <source>-<key>/), when it is one plain path
+    component: not empty, '.' or '..', no '/', '\\' or NUL, no surrounding spaces; else a ``ConfigError``."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name != name.strip():
+        raise ConfigError(f"{what} {name!r} must be one plain file name (no '/' or '\\', not '.' or '..', no NUL, no "
+                          "surrounding spaces): it becomes part of file and folder names; choose another name")
+    return name
+
+
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 4, 4, 40, 40
 

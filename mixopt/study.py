@@ -30,8 +30,8 @@ from optuna.trial import TrialState
 
 import mixopt
 from mixopt.compat import pop_waiting_trial_id, storage_engine, study_id, study_storage
-from mixopt.config import StudyConfig, check_study_name, parse_config
-from mixopt.errors import ConfigError, LateResult, StorageError
+from mixopt.config import StudyConfig, parse_config
+from mixopt.errors import ConfigError, LateResult, StorageError, check_path_name
 from mixopt.failpoints import failpoint
 from mixopt.objectives import objective_parts, objective_values
 from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr, rerun_targets
@@ -137,7 +137,7 @@ class Study:
     def open(cls, config: StudyConfig, storage: str | None = None, study_name: str | None = None) -> Study:
         """Create the study, or load it if it exists (then its stored objectives must match the config)."""
         url = storage or config.storage_url
-        name = check_study_name(study_name or config.name)
+        name = check_path_name(study_name or config.name)
         store = open_storage(url)
         directions = [o.direction for o in config.objectives]
         try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mixopt.cache import MANIFEST, build_once
-from mixopt.errors import RunFailed
+from mixopt.errors import RunFailed, check_path_name
 from mixopt.runners.token_files import TOKEN_SUFFIXES, Blocks, open_token_file, token_dtype_for
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py")
@@ -127,7 +127,7 @@ def tokenized_text(name: str, paths: Sequence[str], files: Sequence[Path], token
         return {"source": name, "dtype": dtype, "eos_token_id": tokenizer.eos_token_id, "tokens": count,
                 "tokenizer": tokenizer_key, "files": identity}
 
-    return build_once(cache / f"{name}-{key}", build)
+    return build_once(cache / f"{check_path_name(name, 'source')}-{key}", build)  # never a folder outside the cache
 
 
 def heldout_count(n_blocks: int, heldout_blocks: int, max_fraction: float = 0.1) -> int:

@@ -53,6 +53,16 @@ def run_mixopt(*args: str | Path, cwd: Path, timeout: float = 180) -> subprocess
     return finish(start_mixopt(*args, cwd=cwd), timeout)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    """``result`` exited ``code`` with one ``error:`` line on stderr holding every fragment, and no traceback."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
 def write_study(folder: Path, changes: dict | None = None, runner_options: dict | None = None) -> Path:
     """A copy of the synthetic study config in ``folder`` with top-level ``changes`` and runner options merged in."""
     data = yaml.safe_load(SYNTHETIC_STUDY.read_text())

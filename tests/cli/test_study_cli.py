@@ -22,6 +22,7 @@ from mixopt.config import load_config
 from study_helpers import (
     FLAKY_IMPORT_ROOT,
     FLAKY_RUNNER,
+    assert_one_line_error,
     command_env,
     finish,
     run_mixopt,
@@ -35,15 +36,6 @@ SOURCES = ["web", "code", "math", "qa", "books", "instructions"]
 
 def load(folder: Path, name: str = "synthetic") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}")
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 # -- the 40-trial synthetic study, run once for the tests that read it ----------------------------------
