@@ -36,9 +36,10 @@ from mixopt.space import MixtureSpace, Source
 
 DIALECTS = ("olmo-core", "olmo-cookbook", "plain")
 # Per structured dialect: source-name key, repetition key, max-fraction key, (outer, inner) nesting of the
-# source list, token-budget key.
+# source list, token-budget key. OLMo-core's max_source_fraction caps the share of a source's *files* used
+# (tokens x fraction x repetition), not its share of the mixture, so the olmo-core file leaves it at 1.
 DIALECT_KEYS = {
-    "olmo-core": ("source_name", "max_repetition_ratio", "max_source_fraction", ("source_list", "sources"), "requested_tokens"),
+    "olmo-core": ("source_name", "max_repetition_ratio", None, ("source_list", "sources"), "requested_tokens"),
     "olmo-cookbook": ("name", "repetition_factor", "max_source_ratio", ("dataset", "sources"), "max_tokens"),
 }
 READERS = {"olmo-core": "OLMo-core's SourceMixtureConfig", "olmo-cookbook": "olmo-cookbook"}
@@ -160,7 +161,8 @@ def render(
             entry: dict[str, Any] = {name_key: s.name, "target_ratio": r, "paths": list(s.paths)}
             if s.max_repetition is not None:
                 entry[repetition_key] = s.max_repetition
-            entry[fraction_key] = float(upper)
+            if fraction_key:
+                entry[fraction_key] = float(upper)
             sources.append(entry)
         body = {outer: {inner: sources}}
         if budget:

@@ -111,6 +111,17 @@ def test_mixopt_refuses_exactly_what_olmo_core_refuses(tmp_path: Path, tokens: i
         build(export)
 
 
+def test_a_max_weight_is_no_limit_on_the_files_olmo_core_may_read(tmp_path: Path):
+    """OLMo-core's max_source_fraction caps the share of a source's files it reads, not its mixture share: a
+    source capped at half the mixture whose file holds just its half builds (written as a fraction, it would not)."""
+    space = MixtureSpace((Source("web", paths=(token_file(tmp_path / "web.bin", 50_000),)),
+                          Source("math", max_weight=0.5, paths=(token_file(tmp_path / "math.bin", 50_000),))),
+                         token_budget=100_000)
+    (tmp_path / "mix.yaml").write_text(render(space, [0.5, 0.5], "olmo-core", layout=LAYOUT))
+    assert "max_source_fraction" not in (tmp_path / "mix.yaml").read_text()
+    assert build(tmp_path / "mix.yaml")["math"] > 49_000
+
+
 def test_a_path_that_matches_no_file_is_refused_before_olmo_core_meets_it(tmp_path: Path):
     space = MixtureSpace((Source("web", paths=(str(tmp_path / "gone.bin"),)), Source("code", paths=("s3://bucket/*.npy",))),
                          token_budget=1000)
