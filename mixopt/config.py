@@ -327,7 +327,11 @@ def load_config(path: str | Path) -> StudyConfig:
         path = path / "study.yaml"
     if not path.is_file():
         raise ConfigError(f"no study config at {path}: pass a study.yaml file or a folder holding one")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}): "
+                          "save the study config as UTF-8") from None
     return parse_config(text, directory=path.resolve().parent)  # absolute: runs may change folder
 
 

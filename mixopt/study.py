@@ -131,6 +131,7 @@ class Study:
         self.config = config
         self.space = config.space()
         self.distributions = self._distributions(config)
+        self.config_change: str | None = None  # set by ``open``: how a changed config's space treats the trials
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -153,10 +154,19 @@ class Study:
             )
         if StudyAttr.CONFIG not in study.user_attrs:
             study.set_metric_names([o.name for o in config.objectives])
-            study.set_user_attr(StudyAttr.CONFIG, config.text)
-            study.set_user_attr(StudyAttr.CONFIG_DIR, str(config.directory.resolve()))
             study.set_user_attr(StudyAttr.VERSION, mixopt.__version__)
-        return cls(study, config)
+            _store_config(study, config)
+            return cls(study, config)
+        stored = stored_config(study)
+        check_same_sources(name, stored, config)
+        opened = cls(study, config)
+        if changed := space_changes(stored, config):
+            opened.config_change = (
+                f"the config's {', '.join(changed)} changed since study '{name}' started: {opened.n_outside()} of "
+                f"{len(opened.trials((TrialState.COMPLETE,)))} completed trials fall outside the new space; they "
+                "are kept as observations and never recommended")
+            _store_config(study, config)
+        return opened
 
     @classmethod
     def load(cls, storage: str, study_name: str) -> Study:
@@ -170,11 +180,9 @@ class Study:
                 f"study '{study_name}' does not exist in {mask_url(storage)}"
                 + (f": existing studies are {names}" if names else ": it holds no studies")
             ) from None
-        text = study.user_attrs.get(StudyAttr.CONFIG)
-        if text is None:
+        if StudyAttr.CONFIG not in study.user_attrs:
             raise StorageError(f"study '{study_name}' was not created by mixopt (no stored config)")
-        config = parse_config(text, directory=Path(study.user_attrs.get(StudyAttr.CONFIG_DIR, ".")))
-        return cls(study, config)
+        return cls(study, stored_config(study))
 
     @property
     def name(self) -> str:
@@ -321,6 +329,14 @@ class Study:
         """Results told after their trial was finished elsewhere (see :meth:`tell`), by trial, oldest first."""
         attempts = [v for k, v in self.optuna.user_attrs.items() if k.startswith(StudyAttr.LATE_PREFIX)]
         return sorted(attempts, key=lambda a: (a["trial"], a["told_at"]))
+
+    def n_outside(self) -> int:
+        """Completed trials outside this study's space at their fidelity (bounds or constraints tightened, or
+        their fidelity gone since they ran): kept as observations, never recommended."""
+        names = {f.name for f in self.config.fidelities}
+        return sum(1 for t in self.trials((TrialState.COMPLETE,))
+                   if t.user_attrs.get(Attr.FIDELITY) not in names
+                   or not self.config.space(t.user_attrs[Attr.FIDELITY]).is_feasible(self.weights_of(t), tol=1e-6))
 
     def set_trial_attr(self, number: int, key: str, value: Any) -> None:
         storage, trial_id = self._storage_and_id(number)
@@ -507,6 +523,42 @@ class Study:
 def optuna_directions(directions: Sequence[str]) -> list[StudyDirection]:
     """Optuna's directions for ours (``minimize`` or ``maximize``, checked when the config loads)."""
     return [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in directions]
+
+
+def _store_config(study: optuna.Study, config: StudyConfig) -> None:
+    """Store ``config``'s text and folder in ``study``: what ``Study.load`` reads it with."""
+    study.set_user_attr(StudyAttr.CONFIG, config.text)
+    study.set_user_attr(StudyAttr.CONFIG_DIR, str(config.directory.resolve()))
+
+
+def stored_config(study: optuna.Study) -> StudyConfig:
+    """The config a mixopt study stores (its text, read against the folder it was run from)."""
+    return parse_config(study.user_attrs[StudyAttr.CONFIG], directory=Path(study.user_attrs.get(StudyAttr.CONFIG_DIR, ".")))
+
+
+def check_same_sources(name: str, stored: StudyConfig, config: StudyConfig) -> None:
+    """A ``ConfigError`` when ``config`` adds, removes or renames a source of the study ``name`` (started with
+    ``stored``): its trials hold one weight per source, so the sources of a study never change."""
+    old, new = [s.name for s in stored.sources], [s.name for s in config.sources]
+    added, removed = [n for n in new if n not in old], [n for n in old if n not in new]
+    if added or removed:
+        change = "; ".join(f"{what} {', '.join(repr(n) for n in names)}" for what, names in
+                           (("adds", added), ("removes", removed)) if names)
+        raise ConfigError(f"study '{name}' was started with sources {old}, this config {change}: a study's sources "
+                          "cannot change; give the edited config a new name (or --study-name), with `reuse: {study: "
+                          "<the old config>}` to warm-start it from this study's runs")
+
+
+def space_changes(stored: StudyConfig, config: StudyConfig) -> list[str]:
+    """What of the space differs between ``stored`` and ``config``: "bounds", "constraints", "fidelities"."""
+    def bounds(c: StudyConfig) -> dict:
+        return {s.name: (s.tokens, s.min_weight, s.max_weight, s.max_repetition, s.fixed_weight) for s in c.sources}
+
+    def fidelities(c: StudyConfig) -> list:
+        return [(f.name, f.tokens, f.match_repetition) for f in c.fidelities]
+
+    parts = {"bounds": bounds, "constraints": lambda c: c.constraints, "fidelities": fidelities}
+    return [what for what, of in parts.items() if of(stored) != of(config)]
 
 
 def queued_mixture(trial: optuna.trial.FrozenTrial) -> dict[str, float]:

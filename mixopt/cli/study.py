@@ -60,7 +60,10 @@ def open_study(config: Path | None, storage: str | None, study_name: str | None,
         return Study.load(storage, study_name)
     cfg = load_config(config) if config is not None else default_config()
     if create:
-        return Study.open(cfg, storage, study_name)
+        study = Study.open(cfg, storage, study_name)
+        if study.config_change is not None:
+            console.print(study.config_change, markup=False, highlight=False)
+        return study
     return Study.load(storage or cfg.storage_url, study_name or cfg.name)
 
 
