@@ -9,11 +9,14 @@ SQLite storage (``study.db`` beside the config) lives there too.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -102,12 +105,20 @@ FLAKY_RUNNER = f"{FlakyRunner.__module__}:FlakyRunner"
 FLAKY_IMPORT_ROOT = Path(__file__).resolve().parents[FlakyRunner.__module__.count(".")]
 
 
-def missing_component(reason: str) -> None:
+def missing_component(reason: str) -> NoReturn:
     """Skip a test whose real component (a browser, a database server, a kernel feature) is missing here;
     under ``CI=true``, where .ci/run installs them, fail instead: CI cannot go green by skipping."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: a test whose real component is missing fails)")
     pytest.skip(reason)
+
+
+def required_module(name: str) -> ModuleType:
+    """The module ``name`` (Ray, submitit...), whose absence is a :func:`missing_component`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing_component(f"{name} is not installed (pip install -e '.[test]')")
 
 
 def tiny_base_model(tokenizer, folder: Path) -> Path:

@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from mixopt import compat
+from study_helpers import required_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,7 @@ def test_pool_processes_maps_worker_pids_to_processes_until_shutdown():
 
 # -- submitit ----------------------------------------------------------------------------------------------
 def test_submitit_job_class_rebuilds_a_job_from_its_id(tmp_path):
-    submitit = pytest.importorskip("submitit")
+    submitit = required_module("submitit")
     executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="local")
     job_class = compat.submitit_job_class(executor)
     assert issubclass(job_class, submitit.Job) and job_class is submitit.local.local.LocalJob

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from faulty_runner import Event, read_events
 from mixopt.study import queued_mixture
-from study_helpers import command_env, missing_component, write_study
+from study_helpers import command_env, required_module, write_study
 
 HERE = Path(__file__).resolve().parent
 N_TRIALS = 60
@@ -214,10 +214,7 @@ def test_twenty_seeded_sigkills_of_controllers_workers_and_process_groups(tmp_pa
 
 @pytest.mark.slow
 def test_sigkills_of_ray_workers_fail_their_trials_and_the_study_completes(tmp_path):
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        missing_component("ray is not installed (pip install -e '.[test]')")
+    required_module("ray")
     n_trials = 4
     executor = {"name": "ray", "options": {"num_cpus": 1, "init_options": {"num_cpus": 2}}}
     config, log = kill_study(tmp_path, executor, n_trials)

@@ -19,6 +19,7 @@ from mixopt.loop import run_study
 from mixopt.runners.command import CommandRunner
 from mixopt.study import Study, open_storage
 from mixopt.trials import RunSpec
+from study_helpers import required_module
 
 SLOW_TRAINER = """
 import json, sys, time
@@ -71,7 +72,7 @@ def test_slurm_preempted_job_is_requeued_and_finishes(tmp_path):
 
 @pytest.mark.slow
 def test_ray_local_cluster_runs_a_study_with_two_workers(tmp_path):
-    pytest.importorskip("ray")
+    ray = required_module("ray")
     source = Path(__file__).resolve().parents[2] / "studies" / "synthetic" / "study.yaml"
     config_path = tmp_path / "study.yaml"
     shutil.copy(source, config_path)
@@ -81,8 +82,6 @@ def test_ray_local_cluster_runs_a_study_with_two_workers(tmp_path):
     try:
         assert run_study(study, n_trials=8, batch_size=2, executor=executor) == 8
     finally:
-        import ray
-
         ray.shutdown()
     assert study.n_complete() == 8
 
