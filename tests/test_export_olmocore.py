@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mixopt.audit import audit_lines, olmo_core_audit
-from mixopt.export import IncompleteExport, TrainerLayout, render
+from mixopt.export import IncompleteExport, TrainerLayout, audit_lines, olmo_core_audit, render
 from mixopt.space import MixtureSpace, Source
 from study_helpers import missing_component, run_mixopt, tiny_base_model, write_study
 

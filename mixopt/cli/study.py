@@ -377,9 +377,7 @@ def export(
         raise ConfigError("--audit builds olmo-core exports: drop --format or give --format olmo-core")
     text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete, keep_zero, batch)
     if audit:
-        from mixopt.audit import audit_lines, olmo_core_audit
-
-        for line in audit_lines(olmo_core_audit(text)):
+        for line in export_mod.audit_lines(export_mod.olmo_core_audit(text)):
             console.print(line, markup=False, highlight=False)
     if output is None:
         sys.stdout.write(text)
