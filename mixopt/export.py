@@ -50,6 +50,8 @@ DIALECT_KEYS = {
     "olmo-core": ("source_name", "max_repetition_ratio", None, ("source_list", "sources"), "requested_tokens"),
     "olmo-cookbook": ("name", "repetition_factor", "max_source_ratio", ("dataset", "sources"), "max_tokens"),
 }
+# Paths OLMo-core cannot read as token ids: text a source may name (the microanneal runner tokenizes it).
+TEXT_SUFFIXES = (".jsonl", ".json", ".parquet", ".txt", ".md", ".rst", ".py", ".gz", ".zst", ".arrow")
 READERS = {"olmo-core": "OLMo-core's SourceMixtureConfig", "olmo-cookbook": "olmo-cookbook"}
 
 
@@ -131,6 +133,23 @@ def olmo_core_shortfalls(entries: Sequence[dict[str, Any]], requested_tokens: in
     return out
 
 
+def olmo_core_refusal(entries: Sequence[dict[str, Any]], budget: int | None, dtype: str | None) -> IncompleteExport | None:
+    """Why OLMo-core would refuse or misread an olmo-core ``source_list`` (None: it would not): a source naming
+    text files or folders (read as token ids), or (with a budget and a dtype) sources too small for their shares."""
+    text = {e["source_name"]: p for e in entries for p in e["paths"] if e["target_ratio"] and
+            (p.lower().endswith(TEXT_SUFFIXES) or os.path.isdir(p))}
+    if text:
+        named = ", ".join(f"{name} ({path})" for name, path in text.items())
+        return IncompleteExport("olmo-core", list(text), f"sources name text files or folders, which OLMo-core reads as "
+                                f"token ids: {named}", "name their token files (the microanneal runner tokenizes text "
+                                "into them), export --format plain")
+    short = olmo_core_shortfalls(entries, budget, dtype) if budget and dtype else {}
+    if short:
+        return IncompleteExport("olmo-core", list(short), "; ".join(short.values()),
+                                "lower its share, raise its max_repetition or add data")
+    return None
+
+
 def render(
     space: MixtureSpace,
     weights: np.ndarray | Sequence[float],
@@ -181,11 +200,8 @@ def render(
     refused: IncompleteExport | None = None
     if dialect in READERS and missing:
         refused = IncompleteExport(dialect, missing)
-    elif dialect == "olmo-core" and budget and layout.dtype:
-        short = olmo_core_shortfalls(sources, budget, layout.dtype)
-        if short:
-            refused = IncompleteExport(dialect, list(short), "; ".join(short.values()),
-                                       "lower its share, raise its max_repetition or add data")
+    elif dialect == "olmo-core":
+        refused = olmo_core_refusal(sources, budget, layout.dtype)
     warning = ""
     if refused is not None:
         if not allow_incomplete:

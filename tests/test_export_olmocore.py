@@ -121,6 +121,16 @@ def test_a_max_weight_is_no_limit_on_the_files_olmo_core_may_read(tmp_path: Path
     assert build(tmp_path / "mix.yaml")["math"] > 49_000
 
 
+def test_a_source_given_as_text_is_refused_with_the_fix(tmp_path: Path):
+    (tmp_path / "web.jsonl").write_text('{"text": "hello"}\n')
+    space = MixtureSpace((Source("web", paths=(str(tmp_path / "web.jsonl"),)), Source("code", paths=(str(tmp_path),))))
+    with pytest.raises(IncompleteExport, match=r"sources name text files or folders, which OLMo-core reads as token "
+                       r"ids: web \(.*web\.jsonl\), code \(.*\): name their token files \(the microanneal runner "
+                       r"tokenizes text into them\)"):
+        render(space, [0.5, 0.5], "olmo-core")
+    assert "WARNING" not in render(space, [0.5, 0.5], "plain")
+
+
 def test_a_path_that_matches_no_file_is_refused_before_olmo_core_meets_it(tmp_path: Path):
     space = MixtureSpace((Source("web", paths=(str(tmp_path / "gone.bin"),)), Source("code", paths=("s3://bucket/*.npy",))),
                          token_budget=1000)
