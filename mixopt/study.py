@@ -239,7 +239,8 @@ class Study:
             self.optuna.enqueue_trial(self.space.as_dict(w), user_attrs={Attr.FIDELITY: fidelity, **(extra_attrs or {})})
 
     def start(self, n: int, owner: str | None = None, limit: int | None = None) -> list[optuna.trial.Trial]:
-        """Take up to ``n`` WAITING trials (oldest first) and mark them RUNNING by ``owner`` (this process).
+        """Take up to ``n`` WAITING trials (oldest first) and mark them RUNNING by ``owner`` (a controller on this
+        :func:`machine`; default: this process).
 
         With ``limit``, never more than ``limit`` trials at the search fidelity are complete or running
         at once: controllers sharing a study take trials under a lock, so together they stop exactly there.
@@ -261,6 +262,7 @@ class Study:
                     trial.suggest_float(name, dist.low, dist.high)
                 trial.set_user_attr(Attr.SEED, self.config.seed + trial.number)
                 trial.set_user_attr(Attr.CONTROLLER, owner or controller_id())
+                trial.set_user_attr(Attr.MACHINE, machine())
                 started.append(trial)
         return started
 
@@ -426,9 +428,9 @@ class Study:
             thread.join()
 
     def recover_stale(self, adopt: Callable[[optuna.trial.FrozenTrial], bool] | None = None) -> list[int]:
-        """Fail RUNNING trials whose controller died and re-queue their mixtures: on this host, its process
-        is gone; on another, its heartbeat (or, with none, the trial's start) is older than
-        ``HEARTBEAT_STALE_SECONDS``.
+        """Fail RUNNING trials whose controller died and re-queue their mixtures: its heartbeat (or, with none,
+        the trial's start) is older than ``HEARTBEAT_STALE_SECONDS``; or, where the trial was claimed on this
+        machine (the same boot and pid namespace), its process is gone.
 
         Returns the failed trial numbers. Trials of live controllers (e.g. sharing a PostgreSQL study)
         are left alone. A stale trial for which ``adopt(trial)`` is true (its scheduler job still runs and
@@ -449,6 +451,7 @@ class Study:
                 continue
             if adopt is not None and adopt(trial):
                 self.set_trial_attr(trial.number, Attr.CONTROLLER, controller_id())
+                self.set_trial_attr(trial.number, Attr.MACHINE, machine())
                 continue
             # Re-queued before it is failed, once: a controller killed between the two writes leaves the
             # trial RUNNING with its re-run queued, and the next recovery only fails it.
@@ -582,16 +585,41 @@ def _counted(trial: optuna.trial.FrozenTrial, fidelity: str | None) -> bool:
     return Attr.IMPORTED_FROM not in trial.user_attrs and (fidelity is None or trial.user_attrs.get(Attr.FIDELITY) == fidelity)
 
 
+INITIAL_PID_NAMESPACE = "pid:[4026531836]"  # the kernel's own (PROC_PID_INIT_INO): a host's processes, no container
+
+
 def controller_id() -> str:
-    """``host:pid`` of this process, stored on the trials it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid`` of this process, stored on the trials it runs; ``host:pidns-<inode>:pid`` in a pid namespace
+    of its own (a container), where another controller under the same hostname may have the same pid."""
+    namespace = _read_link("/proc/self/ns/pid")
+    inside = f"pidns-{namespace[5:-1]}:" if namespace and namespace != INITIAL_PID_NAMESPACE else ""
+    return f"{socket.gethostname()}:{inside}{os.getpid()}"
+
+
+def machine() -> dict[str, str]:
+    """Where this process's pids mean something: the kernel's boot id and the pid namespace ("" where unknown).
+    Stored on the trials a controller claims: another controller judges its liveness by its pid only when
+    both are its own; else by its heartbeat (a hostname alone is shared by containers)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return {"boot": boot, "pidns": _read_link("/proc/self/ns/pid")}
+
+
+def _read_link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
 
 
 def _controller_is_dead(owner: str, beats: dict[str, float], trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether the controller ``owner`` (``host:pid``) of running ``trial`` is gone: on this host, its process
-    has exited; on another, its last heartbeat in ``beats`` (or the trial's start) is stale."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    """Whether the controller ``owner`` (:func:`controller_id`) of running ``trial`` is gone: its last heartbeat
+    in ``beats`` (or the trial's start) is stale; or, when the trial was claimed on this :func:`machine`,
+    its process has exited."""
+    pid = owner.rpartition(":")[2]
+    if trial.user_attrs.get(Attr.MACHINE) != machine() or not pid.isdigit():
         started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
         return time.time() - beats.get(owner, started) > HEARTBEAT_STALE_SECONDS
     if int(pid) == os.getpid():

@@ -30,6 +30,7 @@ class Attr:
     FIDELITY = "fidelity"
     SEED = "seed"
     CONTROLLER = "controller"
+    MACHINE = "machine"  # the claiming controller's boot id and pid namespace (mixopt.study.machine)
     JOB_ID = "job_id"
     METRICS = "metrics"
     STDERR = "stderr"
@@ -53,7 +54,7 @@ class Attr:
 
 
 # Trial attrs written by a run (not carried to its re-run); the others (fidelity, round...) are the request.
-RUN_ATTRS = frozenset({Attr.SEED, Attr.CONTROLLER, Attr.JOB_ID, Attr.METRICS, Attr.STDERR, Attr.COST,
+RUN_ATTRS = frozenset({Attr.SEED, Attr.CONTROLLER, Attr.MACHINE, Attr.JOB_ID, Attr.METRICS, Attr.STDERR, Attr.COST,
                        Attr.ARTIFACTS, Attr.RUNNER, Attr.FAIL_REASON, Attr.RERUN_OF, Attr.REQUEUED_BY})
 
 
@@ -71,7 +72,7 @@ class StudyAttr:
     PREDICTED_FRONT = "predicted_front"
     SCREENING = "screening"
     PROMOTION_LOG = "promotion_log"
-    HEARTBEAT_PREFIX = "heartbeat:"  # + a controller's host:pid -> the Unix time of its last heartbeat
+    HEARTBEAT_PREFIX = "heartbeat:"  # + a controller's id (host:pid) -> the Unix time of its last heartbeat
     REUSE = "reuse"
     LATE_PREFIX = "late:"  # + trial number:controller -> a result told after the trial was finished elsewhere
 

@@ -249,6 +249,8 @@ def test_a_controller_on_another_host_is_dead_once_its_heartbeat_is_stale(synthe
     study = Study.open(load_config(synthetic_config))
     study.enqueue(study.space.sample(3, 0), study.config.search_fidelity.name)
     beating, silent, never = study.start(3, owner="host-a:11")
+    for trial in (beating, silent, never):  # claimed on other machines: their pids mean nothing here
+        study.set_trial_attr(trial.number, Attr.MACHINE, {"boot": "another-boot-id", "pidns": "pid:[4026531836]"})
     study.set_trial_attr(silent.number, Attr.CONTROLLER, "host-b:22")
     study.set_trial_attr(never.number, Attr.CONTROLLER, "host-c:33")  # no heartbeat: judged by its start
     study.optuna.set_user_attr("heartbeat:host-a:11", time.time())

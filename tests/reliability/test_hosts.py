@@ -1,11 +1,14 @@
-"""Controllers on several machines: one killed on another host (its own UTS namespace, so its trials carry
-another hostname) must not leave the survivors waiting forever for its RUNNING trials."""
+"""Controllers on several machines: one killed on another host (namespaces of its own, so its trials carry
+another hostname) must not leave the survivors waiting forever for its RUNNING trials; and two controllers
+in containers that share a hostname (their own pid namespaces, each pid 1) judge each other by heartbeat,
+never by a pid that means another process here."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from test_kills import children
 
 from study_helpers import command_env, finish, missing_component, run_mixopt, write_study
 
@@ -21,18 +25,38 @@ OTHER_HOST = "mixopt-host-a"
 
 
 def require_other_host() -> None:
-    """Another host is simulated with a UTS namespace: missing where the system refuses one."""
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-ru", "true"]).returncode != 0:
-        missing_component("another host is simulated with a UTS namespace (unshare -ru), which this system refuses")
+    """Another machine is simulated with user, UTS, mount and pid namespaces (a container): missing where the
+    system refuses them."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", *CONTAINER, "true"]).returncode != 0:
+        missing_component("another machine is simulated with namespaces (unshare -rumpf --mount-proc), which this "
+                          "system refuses")
+
+
+CONTAINER = ["-rumpf", "--mount-proc"]  # unshare: own user, UTS, mount and pid namespaces (pid 1 inside), own /proc
+
+
+def start_in_container(config: Path, env: dict[str, str] | None = None, hostname: str | None = None) -> subprocess.Popen:
+    """``mixopt study run`` in namespaces of its own (:data:`CONTAINER`), named ``hostname`` (default: this
+    host's name), leading its own process group. Its pid is ``unshare``'s: see :func:`controller_pid`."""
+    rename = f"hostname {hostname} && " if hostname else ""
+    script = f'{rename}exec "$0" -m mixopt.cli study run "$1"'
+    return subprocess.Popen(["unshare", *CONTAINER, "sh", "-c", script, sys.executable, str(config)], cwd=config.parent,
+                            env=env or command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def start_on_other_host(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``mixopt study run`` in a new UTS namespace whose hostname is ``OTHER_HOST`` (its own process group;
-    ``unshare`` and ``sh`` exec it in place, so its pid is the controller's)."""
-    script = f'hostname {OTHER_HOST} && exec "$0" -m mixopt.cli study run "$1"'
-    return subprocess.Popen(["unshare", "-ru", "sh", "-c", script, sys.executable, str(config)], cwd=config.parent,
-                            env=env or command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    """``mixopt study run`` on another simulated machine named ``OTHER_HOST``."""
+    return start_in_container(config, env, OTHER_HOST)
+
+
+def controller_pid(container: subprocess.Popen) -> int:
+    """The pid (here) of the controller that ``unshare`` forked into its namespaces (pid 1 there)."""
+    deadline = time.monotonic() + 60
+    while not (found := children(container.pid)):
+        assert time.monotonic() < deadline and container.poll() is None, "the container's controller never started"
+        time.sleep(0.05)
+    return found[0]
 
 
 def running_on(study: optuna.Study, host: str) -> list[optuna.trial.FrozenTrial]:
@@ -78,3 +102,47 @@ def test_a_controller_killed_on_another_host_is_replaced_once_its_heartbeat_is_s
     failed = {t.number: t.user_attrs.get("fail_reason", "") for t in trials if t.state == TrialState.FAIL}
     assert set(failed) == set(stranded) and all("interrupted" in reason for reason in failed.values())
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_controllers_in_separate_pid_namespaces_under_one_hostname_are_judged_by_heartbeat(tmp_path):
+    require_other_host()
+    from mixopt.study import HEARTBEAT_STALE_SECONDS, Study
+
+    n_trials = 4
+    config = write_study(tmp_path, {"n_trials": n_trials, "batch_size": 1, "executor": {"name": "local"}},
+                         runner_options={"delay": 6.0})
+    dead, live = start_in_container(config), start_in_container(config)
+    namespaces = {process: os.readlink(f"/proc/{controller_pid(process)}/ns/pid")[5:-1] for process in (dead, live)}
+    owners = {process: f"{socket.gethostname()}:pidns-{ns}:1" for process, ns in namespaces.items()}
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    deadline = time.time() + 600  # a loaded machine starts the pool workers slowly
+    while time.time() < deadline:
+        try:
+            study = optuna.load_study(study_name="synthetic", storage=storage)
+            running = {t.user_attrs.get("controller") for t in study.get_trials(states=(TrialState.RUNNING,))}
+            if set(owners.values()) <= running:
+                break
+        except KeyError:
+            pass
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"both controllers never had trials running: {[finish(p, 5).stderr[-500:] for p in (dead, live)]}")
+    os.killpg(dead.pid, signal.SIGKILL)  # the container is gone
+    dead.wait()
+    stranded = [t.number for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs["controller"] == owners[dead]]
+    assert stranded
+    here = Study.load(storage, "synthetic")  # a third controller, on this host's pid namespace
+    assert here.recover_stale() == [], "pid 1 means another process here: only the heartbeat may judge"
+    beat = study.user_attrs[f"heartbeat:{owners[dead]}"]
+    study.set_user_attr(f"heartbeat:{owners[dead]}", beat - HEARTBEAT_STALE_SECONDS - 60)  # ten minutes later
+    running_live = [t.number for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs["controller"] == owners[live]]
+    assert here.recover_stale() == stranded
+    trials = optuna.load_study(study_name="synthetic", storage=storage).get_trials()
+    assert all(trials[n].state != TrialState.FAIL for n in running_live), "the live controller's trial was failed"
+    survivor = finish(live, 600)
+    assert survivor.returncode == 0, survivor.stderr[-2000:]
+    trials = optuna.load_study(study_name="synthetic", storage=storage).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == n_trials
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == stranded
+    assert sorted(t.user_attrs["rerun_of"] for t in trials if "rerun_of" in t.user_attrs) == stranded

@@ -14,7 +14,7 @@ import time
 import optuna
 import pytest
 from optuna.trial import TrialState
-from test_hosts import OTHER_HOST, require_other_host, running_on, start_on_other_host
+from test_hosts import OTHER_HOST, controller_pid, require_other_host, running_on, start_on_other_host
 from test_kills import env, kill_study, wait_for_runs
 
 from faulty_runner import read_events
@@ -28,7 +28,7 @@ def mixopt(*args: str, config) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_a_controller_paused_past_the_stale_limit_keeps_its_late_result_as_an_extra_attempt(tmp_path):
-    require_other_host()  # the paused controller's trials carry another hostname: liveness by heartbeat
+    require_other_host()  # the paused controller runs on another (simulated) machine: liveness by heartbeat
     from mixopt.study import HEARTBEAT_STALE_SECONDS
 
     n_trials = 3
@@ -37,7 +37,8 @@ def test_a_controller_paused_past_the_stale_limit_keeps_its_late_result_as_an_ex
     try:
         wait_for_runs(log, paused, since=0)
         time.sleep(0.3)  # past the controller's writes that follow a submit
-        os.kill(paused.pid, signal.SIGSTOP)
+        controller = controller_pid(paused)
+        os.kill(controller, signal.SIGSTOP)
         storage = f"sqlite:///{tmp_path / 'study.db'}"
         study = optuna.load_study(study_name="synthetic", storage=storage)
         (trial,) = running_on(study, OTHER_HOST)
@@ -47,11 +48,11 @@ def test_a_controller_paused_past_the_stale_limit_keeps_its_late_result_as_an_ex
         second = mixopt("study", "run", str(config), "--no-report", config=config)
         assert second.returncode == 0, second.stderr[-2000:]
         deadline = time.monotonic() + 120  # the paused controller's worker was not stopped: it finishes the run
-        while not [e for e in read_events(log) if e.what == "done" and e.trial == trial.number and e.parent == paused.pid]:
+        while not [e for e in read_events(log) if e.what == "done" and e.trial == trial.number]:  # (its re-run has another)
             assert time.monotonic() < deadline, "the paused controller's worker never finished its run"
             time.sleep(0.1)
     finally:
-        os.kill(paused.pid, signal.SIGCONT)
+        os.killpg(paused.pid, signal.SIGCONT)
     first = finish(paused, 600)
     assert "Traceback" not in first.stderr, first.stderr[-3000:]
     assert first.returncode == 0, first.stderr[-2000:]
