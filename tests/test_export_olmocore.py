@@ -190,6 +190,18 @@ def test_the_audit_realises_what_olmo_cores_built_dataset_holds(tmp_path: Path, 
     assert lines[-2:] == ["sources with zero instances: none", "repetition caps exceeded: none"]
 
 
+def test_the_audit_flags_a_repetition_cap_that_olmo_cores_apportionment_exceeds(tmp_path: Path):
+    """1.476 epochs of math are asked for (cap 1.5); the batch's rounding, spread evenly over the paths with
+    room, gives it 1.574."""
+    space = files_space(tmp_path, {"web": 60_000, "math": 10_000}, 41_000, math=1.5)
+    text = render(space, [0.64, 0.36], "olmo-core", layout=LAYOUT)
+    (tmp_path / "mix.yaml").write_text(text)
+    audit = olmo_core_audit(text)
+    assert {r.name: r.realised_tokens for r in audit.sources} == build(tmp_path / "mix.yaml") == {"web": 27_264, "math": 15_744}
+    assert audit.sources[1].epochs == 1.5744 and audit.over_cap == ("math",)
+    assert audit_lines(audit)[-1] == "repetition caps exceeded: math"
+
+
 def test_study_export_prints_the_audit(tmp_path: Path):
     source_mixture()
     sources = [{"name": n, "tokens": 300_000, "max_repetition": 1, "paths": [token_file(tmp_path / f"{n}.bin", 300_000)],
