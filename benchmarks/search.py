@@ -30,10 +30,13 @@ outcome of the mixture they hand over):
   prediction, projected into the polytope. ``regmix-512-per-loss`` (where runs report several losses):
   one regression per loss, the objective predicted as their composition. ``regmix-dense-512``: the
   earlier in-house variant (this package's Dirichlet design, a tuned LightGBM, top 100).
-- ``olmix-N``: Olmix's swarm (``olmix/generate/synthesize_mixture.py`` defaults of allenai/olmix:
-  strengths as RegMix's, mix temperature 1, weights below 2e-3 zeroed, 10x oversampling), one law
-  ``L(w) = c + exp(b + t . w)`` per measured metric fit with Huber loss (delta 0.02, several restarts),
-  then the mixture minimising the predicted objective + 0.05 KL(w || prior) in the polytope (SLSQP).
+- ``olmix-N``: Olmix as allenai/olmix runs it (:mod:`mixopt.benchmarks.olmix`): its source-then-topic
+  swarm (prior: the relative source sizes its fit configs publish for the Olmix tables, else the
+  problem's natural mixture; the swarm settings and proxy-run token caps of the table, else its
+  defaults), one law ``y = exp(log_c) + exp(t . w)`` per measured metric fit with Huber loss (delta 0.02):
+  the parts where runs report them, else the objective (the simulators report family means, not
+  Olmix's per-task metrics), then the minimiser of the weighted predicted objective + 0.05 KL(w ||
+  prior) within the polytope and, on the Olmix tables, its token caps (4 x tokens / target tokens).
 - ``random``: random search, scored like every searcher (its recommendation through the product path, a
   GP per objective on its random runs), and ``random-best-measured``: the best noisy run of the same
   random runs (the naive answer). ``random-512``: the hypervolume of 512 uniform mixtures (the
@@ -90,9 +93,6 @@ REGMIX_TEMPERATURE, REGMIX_MINIMUM, REGMIX_MULTIPLIER, REGMIX_USAGE = 0.5, 2e-4,
 REGMIX_POOL, REGMIX_TOP = 100_000, 128
 REGMIX_LGBM = {"n_estimators": 1000, "learning_rate": 0.01}
 REGMIX_DENSE_TOP = 100
-# Olmix (allenai/olmix, olmix/generate/synthesize_mixture.py defaults, configs/fits/*.yaml)
-OLMIX_MINIMUM, OLMIX_MULTIPLIER = 2e-3, 10
-OLMIX_HUBER_DELTA, OLMIX_KL, OLMIX_RESTARTS = 0.02, 0.05, 8
 
 
 @dataclass
@@ -320,11 +320,6 @@ def regmix_swarm(space: MixtureSpace, natural: np.ndarray, n: int, seed: int) ->
                           multiplier=REGMIX_MULTIPLIER, usage=REGMIX_USAGE, grid=REGMIX_MINIMUM)
 
 
-def olmix_swarm(space: MixtureSpace, natural: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Olmix's swarm (its generation defaults) around ``natural``; the polytope stands for its token caps."""
-    return strength_swarm(space, natural, n, seed, temperature=1.0, minimum=OLMIX_MINIMUM, multiplier=OLMIX_MULTIPLIER)
-
-
 def dirichlet_pool(space: MixtureSpace, alpha: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` draws of Dirichlet(``alpha``) inside the polytope (rejection; fewer if the polytope is tiny)."""
     rng = np.random.default_rng(seed)
@@ -392,82 +387,34 @@ def _regmix_dense(p: Problem, n_runs: int, seed: int) -> np.ndarray:
 
 
 # -- baselines: Olmix ---------------------------------------------------------------------------------
-def fit_olmix_law(W: np.ndarray, y: np.ndarray, seed: int = 0, restarts: int = OLMIX_RESTARTS,
-                  delta: float = OLMIX_HUBER_DELTA):
-    """Olmix's law ``y = c + exp(b + t . w)`` fit with Huber loss (``delta``) from ``restarts`` starts
-    (a log-linear regression below the smallest outcome, then random perturbations of it); the fit of
-    least Huber cost. Returns a :class:`~mixopt.benchmarks.simulators.LogLinearLaw`."""
-    from scipy.optimize import least_squares
-
-    from mixopt.benchmarks.simulators import LogLinearLaw
-
-    rng = np.random.default_rng(seed)
-    X = np.column_stack([np.ones(len(W)), W])
-
-    def residual(q: np.ndarray) -> np.ndarray:
-        return q[0] + np.exp(np.clip(q[1] + W @ q[2:], -50, 50)) - y
-
-    best = None
-    for r in range(restarts):
-        c0 = y.min() - (0.5 if r == 0 else rng.uniform(0.1, 2.0)) * max(y.std(), 1e-6)
-        init = np.linalg.lstsq(X, np.log(y - c0), rcond=None)[0]
-        if r > 0:
-            init = init + rng.normal(scale=0.3 * (np.abs(init).mean() + 0.1), size=init.shape)
-        fit = least_squares(residual, np.concatenate([[c0], init]), loss="huber", f_scale=delta, method="trf", x_scale="jac")
-        if best is None or fit.cost < best.cost:
-            best = fit
-    return LogLinearLaw(float(best.x[0]), float(best.x[1]), best.x[2:])
-
-
-def olmix_solve(space: MixtureSpace, laws: list, weights: np.ndarray, prior: np.ndarray, kl: float = OLMIX_KL,
-                starts: np.ndarray | None = None) -> np.ndarray:
-    """The mixture minimising ``sum_p weights[p] * laws[p](w) + kl * KL(w || prior)`` inside the polytope
-    (simplex, bounds and repetition caps, group constraints; SLSQP from the prior and ``starts``)."""
-    from scipy.optimize import minimize
-
-    prior = np.clip(np.asarray(prior, float), 1e-12, None)
-    prior = prior / prior.sum()
-
-    def f(w: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = 0.0, np.zeros_like(w)
-        for law, weight in zip(laws, weights, strict=True):
-            e = np.exp(np.clip(law.b + w @ law.t, -50, 50))
-            value += weight * (law.c + e)
-            grad += weight * e * law.t
-        safe = np.clip(w, 1e-12, None)
-        value += kl * float(np.sum(np.where(w > 0, w * np.log(safe / prior), 0.0)))
-        grad += kl * (np.log(safe / prior) + 1.0)
-        return value, grad
-
-    constraints = [{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}]
-    if space.groups:
-        A, b = space.linear_constraints()
-        constraints.append({"type": "ineq", "fun": lambda w: b - A @ w, "jac": lambda w: -A})
-    bounds = list(zip(space.lower, space.upper, strict=True))
-    candidates = [space.project(prior)] + ([] if starts is None else [space.project(s) for s in starts])
-    best, best_value = candidates[0], f(candidates[0])[0]
-    for x0 in candidates:
-        result = minimize(f, x0, jac=True, method="SLSQP", bounds=bounds, constraints=constraints,
-                          options={"maxiter": 500, "ftol": 1e-12})
-        w = space.project(np.clip(result.x, space.lower, space.upper))
-        value = f(w)[0]
-        if space.is_feasible(w, tol=1e-7) and value < best_value:
-            best, best_value = w, value
-    return best
-
-
 def run_olmix(problem: str, n_runs: int, seed: int) -> list[dict]:
-    """Olmix with ``n_runs`` swarm runs (single objective): laws per measured metric (the parts where
-    runs report them), the KL-regularised constrained minimiser of the predicted objective."""
+    """Olmix with ``n_runs`` swarm runs (single objective), through :mod:`mixopt.benchmarks.olmix`: its
+    swarm, laws per measured metric (the parts where runs report them), its KL-regularised constrained
+    proposal (the module docstring above says what each problem gives it)."""
+    from mixopt.benchmarks import olmix
+    from mixopt.errors import InfeasibleSpaceError
+
     p = load_problem(problem)
     best, _ = reference(problem)
     seed_ = batch_seed(seed, 20_000 + n_runs)
-    W = olmix_swarm(p.space, p.natural, n_runs, seed_)
+    setup = olmix.published_setup(p.space.names)
+    prior = p.natural if setup is None else setup.prior
+
+    def capped(budget: float, factor: float) -> MixtureSpace:
+        if setup is None:
+            return p.space
+        try:
+            return olmix.capped_space(p.space, olmix.token_caps(setup.tokens, budget, factor))
+        except InfeasibleSpaceError:
+            return p.space
+
+    settings = olmix.SwarmSettings() if setup is None else setup.swarm
+    W = olmix.swarm(capped(olmix.PROXY_TOKENS, olmix.SWARM_REPETITION), prior, olmix.hierarchy_of(p.space.names),
+                    n_runs, seed_, settings)
     values, _, parts = p.observe(W, seed, 0)
     targets, weights = (parts, p.composition[0]) if parts is not None else (values, np.ones(1))
-    laws = [fit_olmix_law(W, y, seed=seed_ + i) for i, y in enumerate(targets.T)]
-    order = np.argsort(values[:, 0])[:3]  # also start from the best measured runs
-    final = olmix_solve(p.space, laws, weights, p.natural, starts=W[order])
+    final = olmix.olmix_recommend(capped(setup.target_tokens if setup else 0.0, olmix.REPETITION_FACTOR), prior, W,
+                                  targets, weights, seed_)
     return [{"problem": problem, "method": f"olmix-{n_runs}", "seed": seed, "checkpoints": [_outcome_record(p, n_runs, final, best)]}]
 
 

@@ -1,4 +1,4 @@
-"""The RegMix and Olmix baselines of the search benchmark, and its paired statistics."""
+"""The RegMix baseline of the search benchmark, and its paired statistics (Olmix: tests/benchmarks/test_olmix.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 
 from mixopt.benchmarks.search import (
-    fit_olmix_law,
-    olmix_solve,
-    olmix_swarm,
     paired_comparison,
     quartiles,
     regmix_swarm,
     summary_lines,
 )
-from mixopt.benchmarks.simulators import LogLinearLaw, regmix_table, table_space
-from mixopt.space import Group, MixtureSpace, Source
+from mixopt.benchmarks.simulators import regmix_table, table_space
 
 
 @pytest.fixture(scope="module")
@@ -60,50 +56,6 @@ def test_the_regmix_sampler_has_its_published_sparsity(regmix):
     real, _, _, swarm = regmix
     assert 0.55 <= (swarm < 1e-3).mean() <= 0.70
     assert (swarm < 1e-3).mean() > (real < 1e-3).mean()
-
-
-def test_the_olmix_swarm_is_feasible_and_distinct():
-    space = MixtureSpace(tuple(Source(f"s{k}", max_weight=0.6) for k in range(8)))
-    natural = np.linspace(1, 3, 8) / np.linspace(1, 3, 8).sum()
-    swarm = olmix_swarm(space, natural, 64, seed=1)
-    assert all(space.is_feasible(w, tol=1e-9) for w in swarm)
-    assert ((swarm == 0) | (swarm >= 2e-3 - 1e-12)).all()
-    assert len(np.unique(swarm.round(8), axis=0)) == 64
-
-
-def test_the_olmix_fit_recovers_a_known_law_from_noisy_runs():
-    rng = np.random.default_rng(0)
-    K = 6
-    truth = LogLinearLaw(2.0, 0.3, np.array([-1.5, 0.8, -0.4, 1.2, 0.0, -0.9]))
-    W = rng.dirichlet(np.ones(K), 128)
-    y = truth.predict(W) + rng.normal(0, 0.01, len(W))
-    law = fit_olmix_law(W, y, seed=0)
-    test = rng.dirichlet(np.ones(K), 1000)
-    assert np.abs(law.predict(test) - truth.predict(test)).max() < 0.03
-    # t is identified up to a constant (the weights sum to 1): compare centred slopes
-    np.testing.assert_allclose(law.t - law.t.mean(), truth.t - truth.t.mean(), atol=0.15)
-
-
-def test_the_olmix_solution_is_feasible_and_moves_toward_the_prior_as_lambda_grows():
-    space = MixtureSpace(
-        tuple(Source(f"s{k}", max_weight=0.5) for k in range(5)),
-        groups=(Group("g", ("s0", "s1"), max_weight=0.6),),
-    )
-    law = LogLinearLaw(1.0, 0.0, np.array([-3.0, -2.0, 0.5, 1.0, 1.5]))
-    prior = np.array([0.1, 0.1, 0.2, 0.3, 0.3])
-
-    def kl(w):
-        return float(np.sum(np.where(w > 0, w * np.log(np.clip(w, 1e-300, None) / prior), 0.0)))
-
-    solutions = [olmix_solve(space, [law], np.ones(1), prior, kl=lam) for lam in (0.0, 0.05, 0.5, 5.0)]
-    for w in solutions:
-        assert space.is_feasible(w, tol=1e-7), space.violations(w, tol=1e-7)
-    divergences = [kl(w) for w in solutions]
-    assert all(a >= b - 1e-6 for a, b in zip(divergences, divergences[1:], strict=False)), divergences
-    assert divergences[0] > 2 * divergences[-1]
-    assert solutions[0][:2].sum() == pytest.approx(0.6, abs=1e-5)  # the group cap binds without the KL term
-    values = [law.predict(w[None])[0] for w in solutions]
-    assert all(a <= b + 1e-9 for a, b in zip(values, values[1:], strict=False))
 
 
 # -- statistics ----------------------------------------------------------------------------------------
