@@ -116,6 +116,22 @@ def decoder_layer_classes(model: Any) -> set[str]:
     return set(getattr(model, "_no_split_modules", None) or ())
 
 
+# -- BoTorch -----------------------------------------------------------------------------------------------
+def skip_fused_hypervolume_kernel() -> None:
+    """Make BoTorch's qLogNEHVI take its pure-PyTorch path instead of compiling its fused C++ kernel.
+
+    Reaches ``botorch.acquisition.multi_objective.logei._load_attempted`` (and reads its ``_C``): BoTorch 0.18
+    JIT-compiles that kernel (``torch.utils.cpp_extension.load``, ``-march=native``) in the first process that
+    builds a qLogNEHVI and finds no prebuilt one. Measured here it stalled a study's first multi-objective
+    proposal for minutes on 2 cores, every other process waiting on its file lock, and the build is tied to the
+    machine it ran on; BoTorch has no public switch. With the flag set BoTorch never tries (older BoTorch,
+    which has no kernel, ignores the flag)."""
+    from botorch.acquisition.multi_objective import logei
+
+    if getattr(logei, "_C", None) is None:
+        logei._load_attempted = True
+
+
 # -- torch -------------------------------------------------------------------------------------------------
 def mkldnn_bf16_supported() -> bool:
     """Whether this CPU runs bf16 matrix products natively (AVX512-BF16 or AMX) through oneDNN.

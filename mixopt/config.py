@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from mixopt.candidates import load_candidates
 from mixopt.errors import ConfigError, check_path_name, shown
 from mixopt.pareto import parse_pick_rule
 from mixopt.space import TOKEN_DTYPES, Group, MixtureSpace, Source
@@ -257,6 +259,9 @@ class StudyConfig:
     """Warm start from an earlier study whose sources may differ (None: none)."""
     replicates: ReplicatesConfig | None = None
     """Mixtures run with several seeds for the noise model (None: none)."""
+    candidates: str | None = None
+    """A CSV of the mixtures to choose among (one column per source; path relative to the config): every searcher
+    proposes, and the recommendation picks, only these rows (None: the whole polytope). See mixopt.candidates."""
     description: str = ""
     """Free text shown with the study."""
     # Set by the loader, not by the YAML: where the file lives and its text (stored with the study).
@@ -264,6 +269,9 @@ class StudyConfig:
     # Spaces by token budget, built on first use (each replace() of the config starts a fresh cache).
     _spaces: dict[tuple[float, float], MixtureSpace] = field(default_factory=dict, init=False, repr=False, compare=False,
                                                        metadata={"internal": True})
+    # The checked candidate mixtures (one array, read on first use), when ``candidates`` is set.
+    _candidates: list[np.ndarray] = field(default_factory=list, init=False, repr=False, compare=False,
+                                          metadata={"internal": True})
     text: str = field(default="", compare=False, repr=False, metadata={"internal": True})
 
     @property
@@ -300,6 +308,16 @@ class StudyConfig:
         return {s.name: share for s in self.sources} if share < 1 else {}
 
     def _build_space(self, budget: float, pool_share: float = 1.0) -> MixtureSpace:
+        space = self._polytope(budget, pool_share)
+        if self.candidates is None:
+            return space
+        if not self._candidates:  # read and checked once, against the polytope of the search fidelity
+            search = self.search_fidelity
+            checked_in = self._polytope(search.tokens, self.pool_share(search.name))
+            self._candidates.append(load_candidates(self.directory / self.candidates, checked_in, self.granularity))
+        return dataclasses.replace(space, candidates=self._candidates[0])
+
+    def _polytope(self, budget: float, pool_share: float) -> MixtureSpace:
         return MixtureSpace(
             sources=tuple(
                 Source(s.name, None if s.tokens is None else s.tokens * pool_share, s.min_weight, s.max_weight,

@@ -21,7 +21,7 @@ from mixopt.errors import LateResult, OutputError, RunFailed
 from mixopt.executors import EXECUTORS, Executor, outcome
 from mixopt.failpoints import failpoint
 from mixopt.runners import RUNNERS, Runner
-from mixopt.search import SEARCHERS
+from mixopt.search import SEARCHERS, propose_within
 from mixopt.seeding import batch_seed
 from mixopt.study import Study
 from mixopt.trials import Attr, Evaluation, RunSpec
@@ -118,7 +118,7 @@ def propose_batch(study: Study, n: int) -> None:
         return
     searcher = SEARCHERS.create(config.searcher.name, config.searcher.options)
     seed = batch_seed(config.seed, len(study.trials()))
-    proposals = searcher.propose(study.space, study.history(), n, seed=seed)
+    proposals = propose_within(searcher, study.space, study.history(), n, seed=seed)
     failpoint("propose")
     study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name)
 

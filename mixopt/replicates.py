@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection
 
 import numpy as np
 
+from mixopt.candidates import nearest_unused
 from mixopt.config import ReplicatesConfig
 from mixopt.search.designs import prior_mixture
 from mixopt.space import MixtureSpace
@@ -57,6 +58,8 @@ def replicate_rows(replicates: ReplicatesConfig, todo: list[str], space: Mixture
         else:
             w = incumbent()
         w = space.round(np.asarray(w, float)[None], granularity)[0]
+        if space.candidates is not None:  # replicate the candidate nearest to it (repeats are the point)
+            w = nearest_unused(space.candidates, w[None], np.zeros((0, space.dim)))[0]
         rows += [w] * replicates.seeds
         names += [label] * replicates.seeds
     return (np.array(rows) if rows else np.zeros((0, space.dim))), names

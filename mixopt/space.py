@@ -60,6 +60,9 @@ class MixtureSpace:
     sources: tuple[Source, ...]
     groups: tuple[Group, ...] = ()
     token_budget: float | None = None
+    # A finite set of mixtures ``(c, K)`` to choose among (``candidates:``), or None: the whole polytope.
+    # Rows infeasible at this space's budget are dropped; sampling draws from the rest.
+    candidates: np.ndarray | None = field(default=None, repr=False, compare=False)
     lower: np.ndarray = field(init=False, repr=False, compare=False)
     upper: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -71,6 +74,8 @@ class MixtureSpace:
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
         self._check_feasible()
+        if self.candidates is not None:
+            object.__setattr__(self, "candidates", self._feasible_candidates(np.asarray(self.candidates, float)))
 
     # -- basic views -------------------------------------------------------------------------
     @property
@@ -148,7 +153,11 @@ class MixtureSpace:
 
     # -- sampling, projection, rounding --------------------------------------------------------
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """``n`` points drawn uniformly from the polytope (hit-and-run), shape ``(n, K)``."""
+        """``n`` points drawn uniformly from the polytope (hit-and-run), shape ``(n, K)``; with candidates,
+        ``n`` of them at random (distinct while there are enough)."""
+        if self.candidates is not None:
+            rng = np.random.default_rng(seed)
+            return self.candidates[rng.choice(len(self.candidates), size=n, replace=n > len(self.candidates))]
         return sample_polytope(self, n, seed)
 
     def project(self, x: np.ndarray) -> np.ndarray:
@@ -193,6 +202,17 @@ class MixtureSpace:
         return units_found / units
 
     # -- validation ----------------------------------------------------------------------------
+    def _feasible_candidates(self, C: np.ndarray) -> np.ndarray:
+        """The rows of ``C`` ``(c, K)`` feasible in this space; an ``InfeasibleSpaceError`` if none is."""
+        if C.ndim != 2 or C.shape[1] != self.dim:
+            raise ConfigError(f"candidates must be an array of shape (c, {self.dim}), got {C.shape}")
+        kept = C[[self.is_feasible(w, tol=1e-7) for w in C]] if len(C) else C
+        if len(kept) == 0:
+            budget = f" at a budget of {self.token_budget:.4g} tokens" if self.token_budget else ""
+            raise InfeasibleSpaceError(f"none of the {len(C)} candidate mixtures is feasible{budget}: "
+                                       "add candidates within the repetition caps, or loosen the bounds")
+        return kept
+
     def _check_sources(self) -> None:
         if not self.sources:
             raise ConfigError("a mixture space needs at least one source")

@@ -120,6 +120,24 @@ def test_mkldnn_bf16_supported_answers_a_bool():
         assert not supported
 
 
+def test_skip_fused_hypervolume_kernel_keeps_qlognehvi_from_compiling(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from botorch.acquisition.multi_objective import logei
+    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+    from botorch.models import SingleTaskGP
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # where a compile would write
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setattr(logei, "_C", None)
+    compat.skip_fused_hypervolume_kernel()
+    assert logei._load_attempted is True
+    X = torch.rand(6, 2, dtype=torch.float64)
+    acq = qLogNoisyExpectedHypervolumeImprovement(SingleTaskGP(X, torch.rand(6, 2, dtype=torch.float64)),
+                                                  ref_point=[0.0, 0.0], X_baseline=X)
+    assert torch.isfinite(acq(X[:3, None])).all()
+    assert logei._C is None and not any(tmp_path.iterdir()), "BoTorch compiled its fused kernel"
+
+
 def test_decoder_layer_classes_names_the_layers_fsdp_shards_by():
     transformers = pytest.importorskip("transformers")
     config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
@@ -236,4 +254,5 @@ def test_compat_reaches_every_private_name_it_documents():
         "study._storage", "study._study_id", "getattr(storage, '_backend', storage)",
         "optuna.samplers.NSGAIISampler._get_generation_key", "pool._processes", "executor._executor",
         "torch.ops.mkldnn._is_mkldnn_bf16_supported", "getattr(model, '_no_split_modules', None)",
+        "getattr(logei, '_C', None)", "logei._load_attempted",
     }

@@ -1,7 +1,7 @@
 """Searchers: propose batches of mixtures from the history of a study."""
 
 from mixopt.registry import Registry
-from mixopt.search.base import Searcher
+from mixopt.search.base import Searcher, propose_within
 from mixopt.trials import History
 
 SEARCHERS = Registry(
@@ -15,4 +15,4 @@ SEARCHERS = Registry(
     },
 )
 
-__all__ = ["SEARCHERS", "History", "Searcher"]
+__all__ = ["SEARCHERS", "History", "Searcher", "propose_within"]

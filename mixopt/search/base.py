@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mixopt.candidates import nearest_unused
 from mixopt.search.outcome import OutcomeConstraint
 from mixopt.space import MixtureSpace
 from mixopt.trials import History
@@ -42,6 +43,16 @@ class Searcher(abc.ABC):
         """The searcher's model of ``history`` as a :data:`Predictor`, or None for a model-free searcher
         (the recommendation then fits its own). Deterministic for a given history and seed."""
         return None
+
+
+def propose_within(searcher: Searcher, space: MixtureSpace, history: History, n: int, *, seed: int) -> np.ndarray:
+    """The batch ``(n, K)`` a study queues: ``searcher``'s proposals; in a space with candidates, each mapped to
+    the nearest candidate not measured, pending or earlier in the batch (:func:`mixopt.candidates.nearest_unused`)."""
+    W = searcher.propose(space, history, n, seed=seed)
+    if space.candidates is None:
+        return W
+    taken = np.vstack([history.weights, history.pending]) if len(history.pending) else history.weights
+    return nearest_unused(space.candidates, W, taken)
 
 
 def believed_order(mean: np.ndarray, k: int) -> np.ndarray:

@@ -12,7 +12,7 @@
   Chebyshev scalarization per proposal), conditioned on pending trials.
 - Optimizer: with at most ``continuous_max_sources`` free sources, continuous ``optimize_acqf`` with
   the polytope's constraints (sum, bounds, groups); otherwise ``optimize_acqf_discrete`` over a pool of
-  feasible candidates: uniform samples of the polytope (space-filling), Dirichlet draws around the prior
+  feasible candidates (in a space with ``candidates``, the unused ones, whatever the number of sources): uniform samples of the polytope (space-filling), Dirichlet draws around the prior
   (data-like designs) and, as a trust region, draws around the mixtures the model currently believes
   best (several objectives: spread along the believed front).
 - Initial design: the prior mixture, then uniform samples of the polytope interleaved with
@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from gpytorch.means import Mean
 
+from mixopt import compat
 from mixopt.errors import ConfigError
 from mixopt.noise import fit_noise
 from mixopt.search.base import Searcher, believed_order
@@ -48,7 +50,9 @@ SEEN_TOLERANCE = 1e-3  # largest per-source gap between a proposal and a seen (g
 # as well (RegMix's 13 losses, 56 runs: correlation of the predicted mean with the true mean over 2000
 # uniform mixtures 0.802, against 0.799 fitted to convergence) in a quarter of the time.
 PARTS_FIT_OPTIONS = {"maxiter": 200}
-MEANS = ("constant", "linear")  # GP prior means: BoTorch's constant, or linear in the free weights
+MEANS = ("constant", "linear", "mixing-law")  # GP prior means: BoTorch's constant, linear, or the fitted log-linear law
+MIXING_LAW_DELTA, MIXING_LAW_RIDGE = 1.0, 1e-4  # Huber threshold (standard deviations) and ridge on the exponents
+MAX_CANDIDATE_POOL = 8192  # candidates (of a ``candidates:`` set) scored per proposal; more are subsampled
 DISCRETE_BATCH = 2048  # candidates scored at once by optimize_acqf_discrete (its default), for one GP output
 
 
@@ -116,7 +120,7 @@ class BoTorchSearcher(Searcher):
                 return local
             history, n = _with_pending(history, list(local)), n - len(local)
             acq = self._acquisition(space, history, model, seed)
-            if free.sum() <= self.continuous_max_sources:
+            if free.sum() <= self.continuous_max_sources and space.candidates is None:
                 X = _optimize_continuous(space, acq, n, seed)
             else:
                 X = self._optimize_discrete(space, history, model, acq, center, n, seed)
@@ -217,6 +221,7 @@ class BoTorchSearcher(Searcher):
             )
         objectives = None if model.composition is None else GenericMCMultiOutputObjective(_linear_map(A))
         if m <= 4:
+            compat.skip_fused_hypervolume_kernel()
             Y = as_tensor(history.maximized)
             ref = infer_reference_point(Y[is_non_dominated(Y)])
             return qLogNoisyExpectedHypervolumeImprovement(
@@ -233,10 +238,14 @@ class BoTorchSearcher(Searcher):
         from botorch.optim.optimize import optimize_acqf_discrete
 
         free = free_sources(space)
-        pool = np.vstack([
-            self._spread(space, center, self.pool_size // 2, seed),
-            local_design(space, _best_believed(space, history, model, N_LOCAL_CENTERS), self.pool_size // 2, seed + 1, LOCAL_CONCENTRATION),
-        ])
+        if space.candidates is not None:
+            pool = _unused_candidates(space, history, MAX_CANDIDATE_POOL, seed)
+        else:
+            pool = np.vstack([
+                self._spread(space, center, self.pool_size // 2, seed),
+                local_design(space, _best_believed(space, history, model, N_LOCAL_CENTERS), self.pool_size // 2, seed + 1,
+                             LOCAL_CONCENTRATION),
+            ])
         # Candidates scored at once: each holds a joint posterior per GP output, so parts take P times the memory.
         at_once = DISCRETE_BATCH if model.composition is None else max(1, DISCRETE_BATCH // model.composition.shape[1])
         if len(history.directions) > 4:  # ParEGO: a fresh scalarization for each proposal
@@ -343,7 +352,7 @@ def fit_model(space: MixtureSpace, history: History, composite: bool = True, mea
         Yvar = _observation_noise(history.weights, Y.numpy(), stderr)
         return SingleTaskGP(
             X, Y, Yvar, input_transform=Normalize(d=X.shape[1], bounds=bounds),
-            outcome_transform=Standardize(m=Y.shape[1]), mean_module=_mean_module(mean, X.shape[1], Y.shape[1]),
+            outcome_transform=Standardize(m=Y.shape[1]), mean_module=_mean_module(mean, X, Y, bounds),
         )
 
     parts = history.parts
@@ -376,18 +385,69 @@ def _observation_noise(W: np.ndarray, Y: np.ndarray, stderr: np.ndarray | None) 
     return None
 
 
-def _mean_module(mean: str, d: int, m: int):
-    """The GP prior mean over ``d`` inputs for ``m`` batched outputs; None: BoTorch's constant mean."""
+def _mean_module(mean: str, X: torch.Tensor, Y: torch.Tensor, bounds: torch.Tensor):
+    """The GP prior mean for inputs ``X`` ``(n, d)`` (raw free weights in ``bounds`` ``(2, d)``) and outcomes
+    ``Y`` ``(n, m)``, in the GP's own coordinates (inputs scaled to the unit cube, outcomes standardized);
+    None: BoTorch's constant mean."""
     if mean == "constant":
         return None
+    if mean == "mixing-law":
+        unit = (X - bounds[0]) / (bounds[1] - bounds[0])
+        standardized = (Y - Y.mean(dim=0)) / Y.std(dim=0).clamp_min(1e-12)
+        return MixingLawMean.fit(unit.numpy(), standardized.numpy())
     from gpytorch.means import LinearMean
 
-    return LinearMean(d, batch_shape=torch.Size([m]) if m > 1 else torch.Size())
+    return LinearMean(X.shape[1], batch_shape=torch.Size([Y.shape[1]]) if Y.shape[1] > 1 else torch.Size())
+
+
+class MixingLawMean(Mean):
+    """A fixed prior mean ``c + s * exp(b + x . t)`` per output: the log-linear law of Data Mixing Laws and
+    Olmix, fitted to the outcomes before the GP (:func:`mixopt.surrogates.loglinear.fit_law`: Huber loss,
+    both signs tried), so that the GP models what the law leaves. It carries a domain's own trend beyond the
+    measured runs, e.g. more of a source lowering that source's loss up to its bound. ``params`` ``(m, d + 2)``
+    rows ``[c, b, t...]``, ``signs`` ``(m,)``; one output: plain shapes, several: batched as BoTorch's GPs."""
+
+    def __init__(self, params: np.ndarray, signs: np.ndarray) -> None:
+        super().__init__()
+        batched = len(params) > 1
+        p = as_tensor(params)
+        self.register_buffer("offset", p[:, :1] if batched else p[0, :1])
+        self.register_buffer("log_scale", p[:, 1:2] if batched else p[0, 1:2])
+        self.register_buffer("rates", p[:, 2:, None] if batched else p[0, 2:, None])
+        signs_ = as_tensor(signs)[:, None]
+        self.register_buffer("signs", signs_ if batched else signs_[0])
+
+    @classmethod
+    def fit(cls, X: np.ndarray, Z: np.ndarray) -> MixingLawMean:
+        """The law of each column of ``Z`` ``(n, m)`` (standardized outcomes) on ``X`` ``(n, d)``."""
+        from mixopt.surrogates.loglinear import fit_law
+
+        fits = [min(((*fit_law(X, z, sign, MIXING_LAW_DELTA, MIXING_LAW_RIDGE), sign) for sign in (1.0, -1.0)),
+                    key=lambda fit: fit[1]) for z in Z.T]
+        return cls(np.array([f[0] for f in fits]), np.array([f[2] for f in fits]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        exponent = (self.log_scale + (x @ self.rates).squeeze(-1)).clamp(-30.0, 30.0)
+        return self.offset + self.signs * torch.exp(exponent)
 
 
 def _best_believed(space: MixtureSpace, history: History, model, k: int) -> np.ndarray:
     """Up to ``k`` measured mixtures ``(k, K)`` the model believes best (:func:`believed_order`)."""
     return history.weights[believed_order(model.mean(space, history.weights), k)]
+
+
+def _unused_candidates(space: MixtureSpace, history: History, limit: int, seed: int) -> np.ndarray:
+    """The candidates ``(c, K)`` neither measured nor pending (all of them once every one is used), at most
+    ``limit`` chosen at random."""
+    assert space.candidates is not None
+    taken = np.vstack([history.weights, history.pending]) if len(history.pending) else history.weights
+    unused = np.ones(len(space.candidates), dtype=bool)
+    for w in taken:
+        unused &= np.abs(space.candidates - w).sum(axis=1) > 1e-9
+    pool = space.candidates[unused] if unused.any() else space.candidates
+    if len(pool) > limit:
+        pool = pool[np.random.default_rng(seed).choice(len(pool), size=limit, replace=False)]
+    return pool
 
 
 def _with_pending(history: History, extra: list[np.ndarray]) -> History:

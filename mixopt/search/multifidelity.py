@@ -122,7 +122,10 @@ def choose_runs(space: MixtureSpace, weights: np.ndarray, levels: np.ndarray, ma
 def candidate_mixtures(space: MixtureSpace, model, weights: np.ndarray, prior: np.ndarray, seed: int,
                        size: int) -> np.ndarray:
     """Feasible mixtures ``(size, K)``: ``size`` / 4 uniform in the polytope, ``size`` / 4 around the
-    prior, ``size`` / 2 around the measured mixtures the model believes best at the target fidelity."""
+    prior, ``size`` / 2 around the measured mixtures the model believes best at the target fidelity; in a
+    space with ``candidates``, those."""
+    if space.candidates is not None:
+        return space.candidates
     free = free_sources(space)
     X = as_tensor(np.column_stack([weights[:, free], np.ones(len(weights))]))
     with torch.no_grad():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixopt import pareto
+from mixopt.candidates import nearest_unused
 from mixopt.search.base import Predictor, Searcher, believed_order
 from mixopt.search.designs import dirichlet_design, local_design, prior_mixture
 from mixopt.space import MixtureSpace
@@ -115,6 +116,8 @@ def recommend(
     prior = prior_mixture(space) if prior is None else prior
     if predictor is None:
         return _without_model(space, history, prior, rule.text)
+    if space.candidates is not None:
+        top = 1  # an average of candidates is not a candidate
     pool = candidate_pool(predictor, space, history, prior, baseline, seed, pool_size)
     mean, sd = predictor(pool)
     signs = history.signs
@@ -124,7 +127,9 @@ def recommend(
         baseline_values = mean[-1]  # the baseline is the pool's last row: its prediction is already there
         floor = baseline_values * signs - np.broadcast_to(np.asarray(epsilon, float), signs.shape)
         allowed = np.all(mean * signs >= floor - 1e-12, axis=1)
-        allowed[-1] = True  # the baseline itself (last in the pool) never regresses against itself
+        # The baseline itself (last in the pool) never regresses against itself; with candidates it is chosen
+        # only if it is one.
+        allowed[-1] = space.candidates is None or bool(np.any(np.abs(space.candidates - baseline).sum(axis=1) <= 1e-9))
     if near is not None:
         allowed &= _near(pool, *near, allowed)
     index = np.flatnonzero(allowed)
@@ -151,7 +156,9 @@ def candidate_pool(predictor: Predictor, space: MixtureSpace, history: History, 
                    baseline: np.ndarray | None, seed: int, size: int = POOL_SIZE) -> np.ndarray:
     """Feasible candidates ``(n, K)`` in ``space``: ``size`` / 2 uniform and ``size`` / 2 around ``prior``,
     ``size`` around the measured mixtures predicted best, the measured mixtures inside ``space``, and
-    ``baseline`` last (when given)."""
+    ``baseline`` last (when given). In a space with ``candidates``: those (and the baseline)."""
+    if space.candidates is not None:
+        return space.candidates if baseline is None else np.vstack([space.candidates, baseline[None]])
     inside = np.array([space.is_feasible(w, tol=1e-9) for w in history.weights], dtype=bool)
     measured = history.weights[inside] if len(history) else np.zeros((0, space.dim))
     parts = [space.sample(size // 2, seed=seed), dirichlet_design(space, prior, size - size // 2, seed)]
@@ -190,6 +197,8 @@ def _without_model(space: MixtureSpace, history: History, prior: np.ndarray, rul
     if inside:
         row = inside[int(np.argmax((history.maximized[inside]).sum(axis=1)))]
         weights = history.weights[row]
+    elif space.candidates is not None:
+        weights = nearest_unused(space.candidates, prior[None], np.zeros((0, space.dim)))[0]
     else:
         weights = prior
     nearest, distance = nearest_run(history.weights, weights)
