@@ -24,7 +24,9 @@ those past their repetition cap.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import math
 import os
 import re
@@ -316,7 +318,8 @@ def olmo_core_audit(text: str) -> Audit:
     config = SourceMixtureDatasetConfig.from_dict(data)
     config.render_tables, config.quiet = False, True
     try:
-        dataset = config.build(npdtype=getattr(np, call[1]), sequence_length=int(call[2]))
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress bars print blank lines even when quiet
+            dataset = config.build(npdtype=getattr(np, call[1]), sequence_length=int(call[2]))
     except OLMoConfigurationError as exc:
         raise ConfigError(f"OLMo-core refuses this export: {exc}") from None
     realised = {s.name: sum(p.tokens for p in s.path_tokens) for s in dataset.sources}

@@ -214,6 +214,7 @@ def test_study_export_prints_the_audit(tmp_path: Path):
     result = run_mixopt("study", "export", config, "--trial", str(trial["trial"]), "--audit", "--sequence-length", "128",
                         "--global-batch-size", "4096", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# mixopt_version: ")  # the audit goes to stderr, the file to stdout
     (tmp_path / "mix.yaml").write_text(result.stdout)
     built = build(tmp_path / "mix.yaml")
     rows = {line.split()[0]: line.split() for line in result.stderr.splitlines()[1:4]}
