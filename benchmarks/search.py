@@ -147,18 +147,20 @@ def load_problem(name: str) -> Problem:
 
 @cache
 def reference(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per objective, the best simulated outcome found by a large screen ``(m,)``, and the hypervolume
-    reference point (worst outcome of 4096 uniform mixtures) ``(m,)``."""
+    """Per objective, the best simulated outcome found by a large screen ``(m,)`` of every sampler a method
+    here draws from (uniform, this package's Dirichlet design, RegMix's sparse swarm), refined around the best;
+    and the hypervolume reference point (worst outcome of 4096 uniform mixtures) ``(m,)``."""
     p = load_problem(name)
     uniform = p.space.sample(4096, seed=12345)
     ref_point = p.expected(uniform).max(axis=0)
-    pool = np.vstack([p.space.sample(20_000, seed=1), dirichlet_design(p.space, p.natural, 20_000, seed=2)])
+    pool = np.vstack([p.space.sample(20_000, seed=1), dirichlet_design(p.space, p.natural, 20_000, seed=2),
+                      regmix_swarm(p.space, p.natural, 20_000, seed=3)])
     values = p.expected(pool)
     best = values.min(axis=0)
     if p.n_objectives == 1:  # refine around the best screened mixtures
         top = pool[np.argsort(values[:, 0])[:20]]
         for round_ in range(3):
-            local = local_design(p.space, top, 5_000, seed=3 + round_, concentration=50.0 * (round_ + 1))
+            local = local_design(p.space, top, 5_000, seed=4 + round_, concentration=50.0 * (round_ + 1))
             both = np.vstack([top, local])
             v = p.expected(both)[:, 0]
             top = both[np.argsort(v)[:20]]
@@ -247,12 +249,22 @@ def _record(p: Problem, history: History, searcher, seed: int, best: np.ndarray,
         "hypervolume": hypervolume(p.expected(rec.front_weights), ref_point),
         "hypervolume_evaluated": hypervolume(p.expected(history.weights), ref_point),
         "front_size": int(len(rec.front_weights)),
+        "extrapolated": _extrapolated(p, rec.front_weights),
     }
 
 
 def _outcome_record(p: Problem, n: int, w: np.ndarray, best: np.ndarray) -> dict:
     outcome = float(p.expected(np.asarray(w)[None])[0, 0])
-    return {"n": n, "outcome": outcome, "regret": outcome - float(best[0]), "weights": np.round(w, 6).tolist()}
+    return {"n": n, "outcome": outcome, "regret": outcome - float(best[0]), "weights": np.round(w, 6).tolist(),
+            "extrapolated": _extrapolated(p, np.asarray(w)[None])}
+
+
+def _extrapolated(p: Problem, W: np.ndarray) -> int:
+    """How many mixtures of ``W`` lie beyond the support of the table a simulator was fitted to (0 on the
+    synthetic laws, which are defined everywhere)."""
+    from mixopt.benchmarks.simulators import extrapolated
+
+    return 0 if p.name.startswith(("syn-", "het-")) else int(extrapolated(p.name, W).sum())
 
 
 # -- baselines: samplers ------------------------------------------------------------------------------
@@ -569,6 +581,9 @@ def summary_lines(results: list[dict], default: str = DEFAULT) -> list[str]:
                 extra = ""
                 if figure == "hypervolume" and "hypervolume_evaluated" in group and group["hypervolume_evaluated"].notna().any():
                     extra = f"  (all evaluated: {group['hypervolume_evaluated'].median():.4f})"
+                if "extrapolated" in group and group["extrapolated"].notna().any():
+                    scored = group["front_size"].sum() if "front_size" in group and group["front_size"].notna().all() else len(group)
+                    extra += f"  [{int(group['extrapolated'].sum())} of {int(scored)} scored mixtures extrapolated]"
                 line = f"{n:>5}  {method:<28}{len(values):>6}  {med:>10.4f}  [{q1:.4f}, {q3:.4f}]".ljust(83)
                 if method != default and not ours.empty:
                     ns = sorted(v for v in ours["n"].unique() if v <= n)
@@ -605,6 +620,15 @@ def noise(args: argparse.Namespace) -> None:
                   f"{r['residual_sd']:>14.4f}{r['residual_sd_in_sample']:>17.4f}{r['spread']:>9.4f}")
     print("noise (used): nearest-pair estimate around 5-fold out-of-fold predictions of the simulator's mean model; "
           "OOF resid sd includes model error (an upper bound).")
+    from mixopt.benchmarks.simulators import heldout_spearman, support
+
+    print(f"\n{'problem':<15}{'objective':<10}{'held out':>15}{'Spearman':>10}{'support radius (TV)':>21}")
+    for name in args.problems or REAL:
+        radius = support(name)[1]
+        for objective, (held, rho) in heldout_spearman(name).items():
+            print(f"{name:<15}{objective:<10}{held:>15}{rho:>10.3f}{radius:>21.3f}")
+    print("support radius: the median distance from a table row to its nearest other row; a scored mixture farther "
+          "than that from every row is counted as extrapolated in quality's summary.")
 
 
 def parts_history(history: History, n_parts: int, seed: int = 0) -> History:
@@ -639,7 +663,7 @@ def timing(args: argparse.Namespace) -> None:
         print(f"[{label}] ratio botorch / random: {ratio[0]:.0f}x wall, {ratio[1]:.0f}x CPU", flush=True)
 
 
-def _json_object(text: str) -> dict:
+def json_object(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -663,9 +687,9 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--checkpoints", nargs="*", type=int, default=[32], help="also score at these numbers of runs")
     q.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
     q.add_argument("--out", default=os.devnull, help="append one JSON line per run to this file")
-    q.add_argument("--options", type=_json_object, default={},
+    q.add_argument("--options", type=json_object, default={},
                    help='options of the botorch searcher as JSON, e.g. \'{"local_share": 1.0}\'; its results are labelled with them')
-    q.add_argument("--replicates", type=_json_object, default=None,
+    q.add_argument("--replicates", type=json_object, default=None,
                    help='a config replicates section as JSON, e.g. \'{"mixtures": ["prior", "incumbent"], "seeds": 3}\', '
                         'scheduled as a study does (counted in the budget); results are labelled with it')
     q.add_argument("--fast", action="store_true", help="smoke test: one small problem, one seed, 16 evaluations")

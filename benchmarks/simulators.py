@@ -52,15 +52,17 @@ OLMIX_DROPPED = ["qasper_yesno", "sciriff_yesno", "lab_bench_dbqa", "lab_bench_p
 N_TREES_MODELS = 5
 
 
-def _data_path(*parts: str):
+def data_path(*parts: str):
+    """A file or folder of ``benchmarks/data`` (as installed)."""
     return resources.files("mixopt.benchmarks").joinpath("data", *parts)
 
 
 # -- tables --------------------------------------------------------------------------------------
-def regmix_table() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """RegMix's 512 training runs: mixtures ``(512, 17)`` and validation losses ``(512, 13)``, joined on index."""
-    W = pd.read_csv(_data_path("regmix", "train_mixture_1m.csv")).set_index("index")
-    Y = pd.read_csv(_data_path("regmix", "train_pile_loss_1m.csv")).set_index("index").loc[W.index]
+def regmix_table(split: str = "train") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RegMix's runs (``train``: the 512 training runs; ``test``: the 256 held out): mixtures ``(n, 17)`` and
+    validation losses ``(n, 13)``, joined on index."""
+    W = pd.read_csv(data_path("regmix", f"{split}_mixture_1m.csv")).set_index("index")
+    Y = pd.read_csv(data_path("regmix", f"{split}_pile_loss_1m.csv")).set_index("index").loc[W.index]
     W.columns = [c.removeprefix("train_the_pile_") for c in W.columns]
     Y.columns = [c.removeprefix("metric/the_pile_").removesuffix("_val_loss") for c in Y.columns]
     return W, Y
@@ -78,12 +80,17 @@ def olmix_families(columns: list[str]) -> dict[str, list[str]]:
 def olmix_table(prefix: str = "full_recomputation") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Olmix's runs: mixtures and family mean BPB (math, code, qa, mean). ``full_recomputation``: 512 runs
     over 64 domains; ``dclm``: 127 runs over 24 DCLM web topics (same metric columns and families)."""
-    R = pd.read_csv(_data_path("olmix", f"{prefix}_ratios.csv"))
-    M = pd.read_csv(_data_path("olmix", f"{prefix}_metrics.csv")).set_index("run").loc[R["run"]]
-    W = R.drop(columns=OLMIX_META).set_index(R["run"])
+    W, M = olmix_runs(prefix)
     families = olmix_families(list(M.columns))
     Y = pd.DataFrame({name: M[cols].mean(axis=1).to_numpy() for name, cols in families.items()}, index=W.index)
     return W, Y
+
+
+def olmix_runs(prefix: str = "full_recomputation") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Olmix's runs as published: mixtures ``(n, K)`` and every task metric column ``(n, tasks)``, indexed by run."""
+    R = pd.read_csv(data_path("olmix", f"{prefix}_ratios.csv"))
+    M = pd.read_csv(data_path("olmix", f"{prefix}_metrics.csv")).set_index("run").loc[R["run"]]
+    return R.drop(columns=OLMIX_META).set_index(R["run"]), M
 
 
 # -- models ----------------------------------------------------------------------------------------
@@ -298,7 +305,7 @@ def _cache_file(name: str) -> Path:
     edit to either refits); ``MIXOPT_BENCH_CACHE`` sets the folder (default ~/.cache/mixopt/benchmarks)."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
     for folder in ("regmix", "olmix"):
-        for entry in sorted(_data_path(folder).iterdir(), key=lambda e: e.name):
+        for entry in sorted(data_path(folder).iterdir(), key=lambda e: e.name):
             digest.update(f"{entry.name}:{len(entry.read_bytes())}".encode())
     root = Path(os.environ.get("MIXOPT_BENCH_CACHE", Path.home() / ".cache" / "mixopt" / "benchmarks"))
     return root / f"{name}-{digest.hexdigest()[:16]}.pkl"
@@ -336,3 +343,53 @@ def load_simulator(name: str) -> TableSimulator:
 
 
 SIMULATORS = ("regmix-mean", "regmix-pilecc", "olmix-mean", "olmix-3", "dclm-mean", "dclm-3")
+
+
+# -- where a simulator has data ----------------------------------------------------------------------
+def _fitted_table(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table a simulator was fitted to: mixtures and its objective columns (RegMix: the 512 training runs)."""
+    if name.startswith("regmix"):
+        return regmix_table("train")
+    return olmix_table("dclm" if name.startswith("dclm") else "full_recomputation")
+
+
+def total_variation(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Total-variation distance ``(n,)`` from each row of ``A`` ``(n, K)`` to its nearest row of ``B`` ``(r, K)``."""
+    return np.array([0.5 * np.abs(B - a).sum(axis=1).min() for a in np.atleast_2d(A)])
+
+
+@cache
+def support(name: str) -> tuple[np.ndarray, float]:
+    """The rows ``(r, K)`` a simulator was fitted to and its support radius: the median total-variation
+    distance from a row to its nearest other row (leave one out). A mixture farther than that from every
+    row is *extrapolated*: its simulated outcome rests on the models' shape, not on data."""
+    W, _ = _fitted_table(name)
+    rows = W.to_numpy(float)
+    rows = rows / rows.sum(axis=1, keepdims=True)
+    nearest = [np.partition(0.5 * np.abs(rows - r).sum(axis=1), 1)[1] for r in rows]
+    return rows, float(np.median(nearest))
+
+
+def extrapolated(name: str, W: np.ndarray) -> np.ndarray:
+    """Whether each mixture of ``W`` ``(n, K)`` lies beyond the support radius of ``name``'s table ``(n,)``."""
+    rows, radius = support(name)
+    return total_variation(W, rows) > radius
+
+
+def heldout_spearman(name: str) -> dict[str, tuple[str, float]]:
+    """Per objective, how well the simulator ranks real runs it never saw: RegMix's 256 held-out runs for
+    the RegMix simulators; 5-fold out-of-fold predictions of the same mean models for the Olmix tables
+    (which hold no held-out runs). Values: (what was held out, Spearman)."""
+    from scipy.stats import spearmanr
+
+    sim = load_simulator(name)
+    if name.startswith("regmix"):
+        W, Y = regmix_table("test")
+        Wn = W.to_numpy(float) / W.to_numpy(float).sum(axis=1, keepdims=True)
+        predicted, measured, held = sim.expected(Wn), Y[list(sim.parts)].to_numpy(float) @ sim.composition.T, "256 test runs"
+    else:
+        W, Y = _fitted_table(name)
+        Wn = W.to_numpy(float) / W.to_numpy(float).sum(axis=1, keepdims=True)
+        parts = Y[list(sim.parts)].to_numpy(float)
+        predicted, measured, held = out_of_fold(Wn, parts) @ sim.composition.T, parts @ sim.composition.T, "5-fold"
+    return {o: (held, float(spearmanr(predicted[:, i], measured[:, i]).statistic)) for i, o in enumerate(sim.objectives)}

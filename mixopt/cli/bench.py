@@ -9,7 +9,7 @@ import typer
 
 from mixopt.errors import ConfigError
 
-BENCHMARKS = ("search", "surrogates", "microanneal")
+BENCHMARKS = ("search", "pool", "surrogates", "microanneal")
 
 COMMAND_SETTINGS: dict[str, Any] = {  # keyword arguments of app.command
     "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True},
