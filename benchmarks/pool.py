@@ -59,6 +59,7 @@ from mixopt.benchmarks.search import (
     dirichlet_pool,
     hypervolume,
     json_object,
+    map_jobs,
     summary_lines,
 )
 from mixopt.benchmarks.simulators import OLMIX_META, olmix_families, olmix_runs, regmix_table, table_space
@@ -281,7 +282,7 @@ def quality(args: argparse.Namespace) -> None:
     jobs = quality_jobs(problems, args.searchers, args.baselines, sizes, seeds, budget, args.batch, args.options)
     start, results = time.perf_counter(), []
     with open(args.out, "a") as out:
-        for batch_results in _map(jobs, args.jobs):
+        for batch_results in map_jobs(_job, jobs, args.jobs):
             for result in batch_results:
                 out.write(json.dumps(result) + "\n")
                 results.append(result)
@@ -291,16 +292,6 @@ def quality(args: argparse.Namespace) -> None:
     print("\n".join(summary_lines(results, DEFAULT)))
     print(f"wall time: {time.perf_counter() - start:.0f} s for {len(jobs)} jobs on {args.jobs} processes "
           f"(load average {os.getloadavg()[0]:.1f})")
-
-
-def _map(jobs: list, n_jobs: int):
-    if n_jobs <= 1:
-        yield from map(_job, jobs)
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(n_jobs) as workers:
-        yield from workers.imap_unordered(_job, jobs)
 
 
 def read_results(paths) -> list[dict]:

@@ -490,7 +490,7 @@ def quality(args: argparse.Namespace) -> None:
                         args.replicates)
     results = []
     with open(args.out, "a") as out:
-        for batch_results in _map(jobs, args.jobs):
+        for batch_results in map_jobs(_job, jobs, args.jobs):
             for result in batch_results:
                 if args.options and result["method"] == "botorch":  # a variant is not the default
                     result["method"] += " " + json.dumps(args.options, sort_keys=True)
@@ -503,14 +503,16 @@ def quality(args: argparse.Namespace) -> None:
     print_summary(results)
 
 
-def _map(jobs: list, n_jobs: int):
+def map_jobs(run, jobs: list, n_jobs: int):
+    """``run(job)`` of each job, in this process or in ``n_jobs`` spawned workers (results as they finish);
+    ``run`` must be a module-level function (workers import it by name)."""
     if n_jobs <= 1:
-        yield from map(_job, jobs)
+        yield from map(run, jobs)
         return
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(n_jobs) as pool:
-        yield from pool.imap_unordered(_job, jobs)
+        yield from pool.imap_unordered(run, jobs)
 
 
 # -- statistics ---------------------------------------------------------------------------------------
