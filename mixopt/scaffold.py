@@ -58,7 +58,7 @@ def scan_source(folder: str | Path, tokenizer=None, token_dtype: str | None = No
     """The source in data folder ``folder`` with its tokens counted (``tokenizer``: a transformers tokenizer,
     needed for text and for raw token files without ``token_dtype``)."""
     from mixopt.runners.microanneal_data import TEXT_SUFFIXES, read_documents, tokenize_documents
-    from mixopt.runners.token_files import TOKEN_SUFFIXES, open_token_file, token_dtype_for
+    from mixopt.runners.token_files import TOKEN_SUFFIXES, has_numpy_header, open_token_file, token_dtype_for
 
     folder = Path(folder)
     name = folder.resolve().name
@@ -74,7 +74,7 @@ def scan_source(folder: str | Path, tokenizer=None, token_dtype: str | None = No
         raise ConfigError(f"source '{name}': {folder} mixes token files ({tokens_files[0].name}) with other files "
                           f"({other.name}): put them in two folders, one per source")
     if tokens_files:
-        raw = [f for f in files if not _has_numpy_header(f)]
+        raw = [f for f in files if not has_numpy_header(f)]
         if raw and token_dtype is None:
             if tokenizer is None:
                 raise ConfigError(f"source '{name}': {raw[0].name} is a raw token file: pass --token-dtype (uint16 or "
@@ -99,13 +99,6 @@ def scan_source(folder: str | Path, tokenizer=None, token_dtype: str | None = No
     except RunFailed as exc:
         raise ConfigError(str(exc)) from None
     return ScannedSource(name, DATASET_KIND if dataset else TEXT_KIND, paths, len(files), count)
-
-
-def _has_numpy_header(path: Path) -> bool:
-    from mixopt.runners.token_files import NUMPY_MAGIC
-
-    with open(path, "rb") as handle:
-        return handle.read(len(NUMPY_MAGIC)) == NUMPY_MAGIC
 
 
 def _patterns(files: Sequence[Path]) -> tuple[str, ...]:

@@ -282,8 +282,9 @@ class MicroannealRunner(Runner):
 
     def token_files(self, sources: Sequence[Source], model: str | None = None,
                     ) -> tuple[dict[str, tuple[str, ...]], TrainerLayout]:
-        """The token files a run reads for each source (token files as given; text, or a path-less demo
-        source, as the ``tokens.bin`` it is tokenized into in the cache, made now if missing; a path-less
+        """The token files a run reads for each source, as raw ids (raw token files by name, folders and globs
+        expanded; a ``.npy`` with a numpy header, text, or a path-less demo source as the ``tokens.bin`` it
+        is copied or tokenized into in the cache, made now if missing; a path-less
         source of another name is left out), read as the one dtype they share (None if they differ) in
         ``block_size``-token instances, ``block_size * batch_size`` tokens a step."""
         from transformers import AutoTokenizer
@@ -302,8 +303,10 @@ class MicroannealRunner(Runner):
                 continue  # nothing to name: the export stays refused for its missing paths
             paths = self._source_paths(source.name, source.paths)
             found = data.source_files(source.name, paths)
-            if all(f.suffix in data.TOKEN_SUFFIXES for f in found):
-                files[source.name] = tuple(paths)
+            if all(f.suffix in data.TOKEN_SUFFIXES for f in found):  # each file by name, headed .npy copied raw
+                raw = [data.raw_token_file(source.name, f, source.token_dtype, cache_dir() / "tokens") for f in found]
+                files[source.name] = tuple(str(path) for path, _ in raw)
+                dtypes.update(dtype for _, dtype in raw if dtype)
                 continue
             folder = data.tokenized_text(source.name, paths, found, tokenizer, key, cache_dir() / "tokens")
             files[source.name] = (str(folder / data.TOKENS_FILE),)

@@ -26,7 +26,7 @@ import numpy as np
 
 from mixopt.cache import MANIFEST, build_once
 from mixopt.errors import RunFailed, check_path_name
-from mixopt.runners.token_files import TOKEN_SUFFIXES, Blocks, open_token_file, token_dtype_for
+from mixopt.runners.token_files import TOKEN_SUFFIXES, Blocks, has_numpy_header, open_token_file, token_dtype_for
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py")
 TOKENIZE_BATCH = 64  # documents per tokenizer call
@@ -128,6 +128,24 @@ def tokenized_text(name: str, paths: Sequence[str], files: Sequence[Path], token
                 "tokenizer": tokenizer_key, "files": identity}
 
     return build_once(cache / f"{check_path_name(name, 'source')}-{key}", build)  # never a folder outside the cache
+
+
+def raw_token_file(name: str, path: Path, token_dtype: str | None, cache: Path) -> tuple[Path, str | None]:
+    """A token file as a trainer that reads raw ids (OLMo-core, Dolma) needs it, and its dtype: a raw file as
+    it is (``token_dtype``, the source's), a ``.npy`` with a numpy header as a raw copy of its ids in the cache
+    (written once, keyed by the file's resolved path, size and modification time; dtype from the header)."""
+    if not has_numpy_header(path):
+        return path, token_dtype
+    opened = open_token_file(name, path, None)
+    identity = [str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
+
+    def build(folder: Path) -> dict:
+        opened.tokens.tofile(folder / TOKENS_FILE)
+        return {"source": name, "dtype": opened.tokens.dtype.name, "tokens": len(opened.tokens), "file": identity}
+
+    folder = build_once(cache / f"{check_path_name(name, 'source')}-raw-{key}", build)
+    return folder / TOKENS_FILE, opened.tokens.dtype.name
 
 
 def heldout_count(n_blocks: int, heldout_blocks: int, max_fraction: float = 0.1) -> int:

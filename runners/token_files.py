@@ -52,13 +52,18 @@ class TokenFile:
             self.map.madvise(mmap.MADV_DONTNEED)
 
 
+def has_numpy_header(path: Path) -> bool:
+    """Whether a token file starts with a numpy header (``np.save``), not raw ids."""
+    with open(path, "rb") as handle:
+        return handle.read(len(NUMPY_MAGIC)) == NUMPY_MAGIC
+
+
 def open_token_file(source: str, path: Path, dtype: str | None) -> TokenFile:
     """The ``(T,)`` token ids of one file, memory-mapped (``dtype``: None reads it from a numpy header; a raw
     file needs it). ``RunFailed`` names the file and the fix when the two disagree."""
+    headed = has_numpy_header(path)
     with open(path, "rb") as handle:
-        headed = handle.read(len(NUMPY_MAGIC)) == NUMPY_MAGIC
         if headed:
-            handle.seek(0)
             version = np.lib.format.read_magic(handle)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, header_dtype = read_header(handle)

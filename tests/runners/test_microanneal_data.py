@@ -125,6 +125,25 @@ def test_a_folder_or_a_glob_of_token_files_is_one_source_in_file_order(world, tm
         assert np.array_equal(source.train[:], expected[:-8]) and np.array_equal(source.heldout, expected[-8:])
 
 
+def test_token_files_name_each_file_as_raw_ids_for_a_trainer(world, tmp_path, monkeypatch):
+    """What an olmo-core export names: a folder's raw files one by one, a headed .npy as a raw copy of its ids."""
+    monkeypatch.setenv("MIXOPT_CACHE", str(tmp_path / "cache"))
+    stream = world["streams"]["prose"].astype(np.uint16)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "headed").mkdir()
+    for i, part in enumerate(np.array_split(stream, 2)):
+        part.tofile(tmp_path / "raw" / f"part-{i}.bin")
+    np.save(tmp_path / "headed" / "ids.npy", stream)
+    sources = [Source("raw", paths=[str(tmp_path / "raw")], token_dtype="uint16"),
+               Source("headed", paths=[str(tmp_path / "headed")])]
+    files, layout = runner(model=world["model"]).token_files(sources)
+    assert files["raw"] == (str(tmp_path / "raw" / "part-0.bin"), str(tmp_path / "raw" / "part-1.bin"))
+    (copy,) = files["headed"]
+    assert Path(copy).is_relative_to(tmp_path / "cache") and layout.dtype == "uint16"
+    assert np.array_equal(np.fromfile(copy, dtype=np.uint16), stream)  # the ids, no header
+    assert runner(model=world["model"]).token_files(sources)[0] == files  # written once
+
+
 def test_the_files_end_of_text_id_is_read_as_the_models(world, tmp_path):
     stream = world["streams"]["prose"]
     eos = world["tokenizer"].eos_token_id
