@@ -68,6 +68,14 @@ class TrainerLayout:
     global_batch_size: int = 4_194_304
     tokenizer: str | None = None
 
+    def instances(self, budget: float) -> int:
+        """The instances N (of ``sequence_length`` tokens) OLMo-core trains on at ``budget`` tokens: the whole
+        global batches that cover it."""
+        if self.global_batch_size % self.sequence_length:
+            raise ConfigError(f"global batch size {self.global_batch_size} is not a multiple of sequence length "
+                              f"{self.sequence_length}: OLMo-core needs whole instances per batch")
+        return math.ceil(budget / self.global_batch_size) * (self.global_batch_size // self.sequence_length)
+
 
 def sources_layout(sources: Sequence[Source]) -> TrainerLayout:
     """The default layout of ``sources``' files: read as the ``token_dtype`` they share (None if they differ)."""
@@ -93,12 +101,13 @@ def missing_paths_text(dialect: str, sources: Sequence[str]) -> str:
 
 
 def grid_decimals(weights: np.ndarray, granularity: float) -> list[float]:
-    """Weights as floats whose shortest decimal forms are multiples of ``granularity`` summing to exactly 1."""
-    places = max(0, round(-math.log10(granularity)))
-    units = np.round(np.asarray(weights) / granularity).astype(np.int64)
-    if units.sum() != round(1 / granularity):
+    """Weights as the floats nearest to whole multiples u of ``granularity`` = 1 / U summing to exactly 1 (u / U:
+    for a granularity of 1e-4, floats whose shortest decimal forms have 4 places)."""
+    total = round(1 / granularity)
+    units = np.round(np.asarray(weights) * total).astype(np.int64)
+    if units.sum() != total:
         raise ConfigError("export needs a mixture rounded to the study's grid (weights must sum to 1)")
-    return [round(int(u) * granularity, places) for u in units]
+    return [int(u) / total for u in units]
 
 
 def file_tokens(path: str, dtype: str) -> int | None:
@@ -161,12 +170,15 @@ def render(
     allow_incomplete: bool = False,
     layout: TrainerLayout | None = None,
     keep_zero: bool = False,
+    realisable: bool = False,
 ) -> str:
     """The YAML text of one mixture ``(K,)`` in ``dialect``, with a provenance header. A structured dialect
     whose reader would refuse it (sources with weight > 0 and no paths; for olmo-core, a source too small for
     its share, counted from its files read as ``layout.dtype``, default :func:`sources_layout`) raises
     ``IncompleteExport``, or with ``allow_incomplete`` is written with a ``# WARNING`` line first. olmo-core
-    leaves sources of weight 0 out unless ``keep_zero``."""
+    leaves sources of weight 0 out unless ``keep_zero``. ``realisable`` (olmo-core, a mixture from
+    :func:`mixopt.realisable.realisable_mixture`): ratios on the grid of ``layout``'s N instances at the
+    budget, asking for the N x sequence_length tokens the run reads, so that OLMo-core realises them exactly."""
     if dialect not in DIALECTS:
         raise ConfigError(f"unknown export format '{dialect}': choose one of {', '.join(DIALECTS)}")
     weights = np.asarray(weights, dtype=float)
@@ -174,10 +186,15 @@ def render(
     if problems:
         at = f" at a budget of {space.token_budget:.4g} tokens" if space.token_budget else ""
         raise ConfigError(f"cannot export this mixture{at}: {problems[0]} (choose another fidelity or trial)")
-    weights = space.round(weights, granularity)
-    ratios = grid_decimals(weights, granularity)
     budget = int(space.token_budget) if space.token_budget else None
     layout = layout or sources_layout(space.sources)
+    if realisable:
+        if dialect != "olmo-core" or budget is None:
+            raise ConfigError("a realisable export is an olmo-core export at a token budget (the fidelity's tokens)")
+        granularity = 1 / layout.instances(budget)
+        budget = layout.instances(budget) * layout.sequence_length
+    weights = space.round(weights, granularity)
+    ratios = grid_decimals(weights, granularity)
     left_out = [s.name for s, r in zip(space.sources, ratios, strict=True) if r == 0 and dialect == "olmo-core" and not keep_zero]
     if dialect == "plain":
         body: Any = {s.name: r for s, r in zip(space.sources, ratios, strict=True)}
@@ -211,13 +228,14 @@ def render(
         warning = f"# WARNING: incomplete, not loadable as it is: {refused.problem}; fix it first\n"
     header = {"mixopt_version": mixopt.__version__, "dialect": dialect, **(provenance or {})}
     if dialect == "olmo-core":
-        header.update(olmo_core_header(layout, left_out))
+        header.update(olmo_core_header(layout, left_out, round(1 / granularity) if realisable else None))
     comment = warning + "".join(f"# {key}: {value}\n" for key, value in header.items())
     return comment + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
 
 
-def olmo_core_header(layout: TrainerLayout, left_out: Sequence[str]) -> dict[str, Any]:
-    """The olmo-core file's header lines: how to build it, what made its token files, what it leaves out."""
+def olmo_core_header(layout: TrainerLayout, left_out: Sequence[str], instances: int | None = None) -> dict[str, Any]:
+    """The olmo-core file's header lines: how to build it, what made its token files, what it leaves out and,
+    for a realisable export, the ``instances`` whose whole numbers its ratios count."""
     dtype = f"numpy.{layout.dtype}" if layout.dtype else "<the token files' dtype>"
     lines: dict[str, Any] = {"load": "olmo_core.data.source_mixture.SourceMixtureDatasetConfig.from_yaml(this file)"
                              f".build(npdtype={dtype}, sequence_length={layout.sequence_length})"}
@@ -225,6 +243,9 @@ def olmo_core_header(layout: TrainerLayout, left_out: Sequence[str]) -> dict[str
         lines["tokenizer"] = layout.tokenizer
     if left_out:
         lines["left_out_weight_0"] = ", ".join(left_out)
+    if instances:
+        lines["realisable"] = (f"ratios are whole instances of {instances:,} ({instances // (layout.global_batch_size // layout.sequence_length)}"
+                               f" global batches of {layout.global_batch_size:,} tokens): OLMo-core realises them exactly")
     return lines
 
 
@@ -309,7 +330,7 @@ def olmo_core_audit(text: str) -> Audit:
         from olmo_core.data.source_mixture import SourceMixtureDatasetConfig
         from olmo_core.exceptions import OLMoConfigurationError
     except ImportError:
-        raise ConfigError("--audit builds the export with OLMo-core: pip install ai2-olmo-core") from None
+        raise ConfigError("--audit and --realisable build the export with OLMo-core: pip install ai2-olmo-core") from None
     call = BUILD_CALL.search(text)
     data = yaml.safe_load(text)
     if call is None or "requested_tokens" not in data:

@@ -24,6 +24,7 @@ How (``recommend``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,10 +41,12 @@ if TYPE_CHECKING:
 __all__ = ["Recommendation", "pick_measured", "recommend_search", "recommend_study"]
 
 
-def recommend_study(study: Study, fidelity: str | None = None) -> Recommendation:
+def recommend_study(study: Study, fidelity: str | None = None,
+                    snap: Callable[[np.ndarray], np.ndarray] | None = None) -> Recommendation:
     """The study's recommendation inside the polytope at ``fidelity``'s budget (default: the last, the
     integration run), from the configured searcher's model of the search fidelity's runs, under the
-    config's pick rule and no-regression rule (``baseline``, ``epsilon``), seeded by the config's seed."""
+    config's pick rule and no-regression rule (``baseline``, ``epsilon``), seeded by the config's seed;
+    ``snap``: as for :func:`recommend_search`."""
     from mixopt.search import SEARCHERS
 
     config = study.config
@@ -53,6 +56,7 @@ def recommend_study(study: Study, fidelity: str | None = None) -> Recommendation
     return recommend_search(
         searcher, study.space, study.history(), seed=config.seed, within=config.space(export.name),
         rule=config.pick, names=[o.name for o in config.objectives], baseline=baseline, epsilon=config.epsilon,
+        snap=snap,
     )
 
 

@@ -27,7 +27,7 @@ ROOT_ROOM = "__init__"  # the package's own __init__ (``import mixopt`` for its 
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("ground", {ROOT_ROOM, "errors", "space", "compat", "cache", "registry", "failpoints", "pareto", "seeding",
-                "tables", "merge", "export", "trials", "trust", "examples", "noise", "candidates"}),
+                "tables", "merge", "export", "realisable", "trials", "trust", "examples", "noise", "candidates"}),
     ("surrogates", {"surrogates"}),
     ("search", {"search"}),
     ("runners", {"runners", "executors"}),

@@ -356,6 +356,9 @@ def export(
                                                  "runner's, else 4194304)"),
     audit: bool = typer.Option(False, "--audit", help="olmo-core: build the export with OLMo-core and print, per "
                                "source, the requested and realised shares, tokens and epochs (on stderr)"),
+    realisable: bool = typer.Option(False, "--realisable", help="olmo-core: export the nearest mixture OLMo-core "
+                                    "realises exactly (whole instances per source in whole global batches at the "
+                                    "export budget; the recommendation's predictions are the snapped mixture's)"),
 ) -> None:
     """Export a mixture as YAML for a training stack: by default the study's recommendation (the model's
     choice at the export budget); with --trial or --pick RULE, a measured trial."""
@@ -375,7 +378,8 @@ def export(
         batch = (sequence_length, global_batch_size)
     if audit and dialect != "olmo-core":
         raise ConfigError("--audit builds olmo-core exports: drop --format or give --format olmo-core")
-    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete, keep_zero, batch)
+    text, what = handoff.export_choice(study, trial, pick, dialect, fidelity, allow_incomplete, keep_zero, batch,
+                                       realisable)
     if audit:
         for line in export_mod.audit_lines(export_mod.olmo_core_audit(text)):
             console.print(line, markup=False, highlight=False)

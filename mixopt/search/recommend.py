@@ -7,8 +7,8 @@ predictor from a searcher (its posterior; one GP per objective for model-free se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,7 +34,8 @@ class Recommendation:
     history is empty) at total-variation ``distance`` (half the L1 distance, in [0, 1]); ``front_weights``
     ``(f, K)`` and ``front_predicted`` ``(f, m)`` the predicted front it was picked from (one objective:
     the recommendation alone); ``rule`` the pick rule; ``model`` what predicted; ``nearest_trial`` the
-    study's trial number of the nearest run, where the history came from a study.
+    study's trial number of the nearest run, where the history came from a study; ``snapped_from`` ``(K,)``
+    the model's pick before it was snapped to a mixture the trainer realises (None: not snapped).
     """
 
     weights: np.ndarray
@@ -47,6 +48,7 @@ class Recommendation:
     rule: str
     model: str
     nearest_trial: int | None = None
+    snapped_from: np.ndarray | None = None
 
 
 def recommend_search(
@@ -61,20 +63,30 @@ def recommend_search(
     baseline: np.ndarray | None = None,
     epsilon: float | Sequence[float] = 0.0,
     pool_size: int = POOL_SIZE,
+    snap: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Recommendation:
     """The recommendation from ``searcher``'s model of ``history`` (measured in ``space``), inside
     ``within`` (default ``space``; e.g. the export budget's polytope). With no ``baseline`` given, the
-    searcher's own outcome constraint (if any) supplies the baseline and epsilon."""
+    searcher's own outcome constraint (if any) supplies the baseline and epsilon. ``snap`` maps the pick
+    ``(K,)`` to the mixture a trainer realises (:mod:`mixopt.realisable`); the predicted values and the
+    nearest run are then the snapped mixture's."""
     if baseline is None and searcher.outcome_constraint is not None:
         baseline = searcher.outcome_constraint.baseline_weights(space)
         epsilon = tuple(searcher.outcome_constraint.margins(len(history.directions)).tolist())
     predictor, model = searcher.predictor(space, history, seed=seed), type(searcher).__name__
     if predictor is None and len(history) >= 2:
         predictor, model = gp_predictor(history), "GaussianProcess per objective"
-    return recommend(
+    picked = recommend(
         predictor, within or space, history, seed=seed, prior=prior_mixture(within or space, searcher.prior),
         rule=rule, names=names, baseline=baseline, epsilon=epsilon, model=model, pool_size=pool_size,
     )
+    if snap is None:
+        return picked
+    weights = snap(picked.weights)
+    predicted, predicted_sd = (a[0] for a in predictor(weights[None])) if predictor is not None else (None, None)
+    nearest, distance = nearest_run(history.weights, weights)
+    return replace(picked, weights=weights, predicted=predicted, predicted_sd=predicted_sd, nearest=nearest,
+                   distance=distance, nearest_trial=_trial_of(history, nearest), snapped_from=picked.weights)
 
 
 def gp_predictor(history: History) -> Predictor:
