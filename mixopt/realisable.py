@@ -6,7 +6,9 @@ and gives each source a whole number of them (``SourceMixtureDatasetConfig.build
 realises exactly are n / N, n whole instances per source summing to N. :func:`realisable_mixture` maps a
 mixture to the nearest of them (L1, as :meth:`MixtureSpace.round` rounds) inside the space's bounds and
 groups, every source within its repetition cap at the N x L tokens the run reads. An olmo-core export of
-it asks for N x L tokens, so that OLMo-core's apportionment gives each source exactly its n instances.
+it asks for N x L tokens, so that OLMo-core's apportionment gives each source its n instances; where it
+does not (a source read over several epochs or from several files loses each one's leftover tokens to the
+batch's rounding), rounds of OLMo-core's own build move it to a mixture OLMo-core builds as written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mixopt.errors import ConfigError
 from mixopt.export import TrainerLayout, file_tokens, olmo_core_audit, render
 from mixopt.space import MixtureSpace
 
-MAX_ROUNDS = 200  # rounds of taking what OLMo-core realises, before giving up
+MAX_ROUNDS = 200  # rounds of taking what OLMo-core realises, before giving up (or on meeting a mixture again)
 
 
 def file_populations(space: MixtureSpace, layout: TrainerLayout) -> list[int | None]:
@@ -60,10 +62,15 @@ def realisable_mixture(space: MixtureSpace, weights: np.ndarray | Sequence[float
         raise ConfigError(f"no mixture OLMo-core realises exactly {where} fits this space: {str(exc).split(':')[0]}") from None
     if realise is None:
         return w
+    seen = set()
     for _ in range(MAX_ROUNDS):
+        units = tuple(np.round(w * n).astype(int))
         got = grid.round(realise(w), 1 / n)
-        if np.array_equal(np.round(got * n), np.round(w * n)):
+        if np.array_equal(np.round(got * n), units):
             return w
+        if units in seen:
+            break
+        seen.add(units)
         w = got
     raise ConfigError(f"OLMo-core realises no mixture exactly near this one {where}: its apportionment moves "
                       "instances between sources; choose another batch size or audit the export (--audit)")

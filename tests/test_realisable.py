@@ -99,6 +99,11 @@ def test_a_space_with_no_realisable_mixture_is_one_line():
                                   "source bounds (source 'math' has no grid value within its bounds)")
     with pytest.raises(ConfigError, match=r"needs a token budget"):
         realisable_mixture(space.with_budget(None), [0.877, 0.123], LAYOUT)
+    free = MixtureSpace((Source("web"), Source("math")), token_budget=50_000)
+    with pytest.raises(ConfigError) as moving:  # a trainer that always realises the mixture reversed
+        realisable_mixture(free, [0.7, 0.3], LAYOUT, realise=lambda w: w[::-1])
+    assert str(moving.value).startswith("OLMo-core realises no mixture exactly near this one (400 instances") and \
+        "\n" not in str(moving.value)
 
 
 class Linear(Searcher):
