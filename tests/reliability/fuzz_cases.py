@@ -104,6 +104,28 @@ def config_case(rng: np.random.Generator, base: dict, base_text: str) -> Case:
     return Case(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), f"{kind} {'.'.join(map(str, path))}", path)
 
 
+def byte_case(rng: np.random.Generator, data: bytes) -> tuple[bytes, str]:
+    """One mutation of a config file's bytes (not its YAML): a bit flipped, a byte replaced (by a NUL, a
+    byte that is never UTF-8, a random one), a span deleted or repeated, the file cut at a byte (maybe inside
+    a character), or a UTF-16 byte-order mark put first; with what was done, in words."""
+    at = int(rng.integers(len(data)))
+    span = int(rng.integers(1, 64))
+    kind = _pick(rng, ["flip", "replace", "delete", "repeat", "cut", "bom"])
+    if kind == "flip":
+        bit = int(rng.integers(8))
+        return data[:at] + bytes([data[at] ^ (1 << bit)]) + data[at + 1:], f"bytes: bit {bit} of byte {at} flipped"
+    if kind == "replace":
+        byte = _pick(rng, [0x00, 0xFF, 0xC0, 0x80, int(rng.integers(256))])
+        return data[:at] + bytes([byte]) + data[at + 1:], f"bytes: byte {at} replaced by {byte:#04x}"
+    if kind == "delete":
+        return data[:at] + data[at + span:], f"bytes: {span} bytes deleted at {at}"
+    if kind == "repeat":
+        return data[:at + span] + data[at:], f"bytes: {span} bytes at {at} repeated"
+    if kind == "cut":
+        return data[:at], f"bytes: cut at byte {at}"
+    return b"\xff\xfe" + data, "bytes: a UTF-16 byte-order mark first"
+
+
 def _aliased(rng: np.random.Generator, base: dict, kind: str) -> Case:
     """YAML anchors (PyYAML writes ``&id001`` and ``*id001`` for an object met twice): a section of the
     config reused by alias at another key path, or a billion-laughs bomb (9 levels of 9 aliases each, 9**9

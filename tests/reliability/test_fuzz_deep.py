@@ -4,7 +4,9 @@ trials with the synthetic runner (the search loop that ``mixopt study run`` runs
 whole of :func:`mixopt.controller.run`, recommendation and export included); 1000+ mutations of valid run
 tables, each refused with one line or imported into a study and fitted. Any other exception (a traceback) is
 a failure, reported with its case; so are a case over its time bound and a case over its memory bound. A
-seeded sample of refusals goes through the real command: exit 2, one stderr line, no traceback."""
+seeded sample of refusals goes through the real command: exit 2, one stderr line, no traceback. Config files
+with damaged bytes (not only YAML values) go through the same, read as the command reads them; and a study's
+config edited between two of its runs either runs on or is refused in one line, its completed trials kept."""
 
 from __future__ import annotations
 
@@ -25,19 +27,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import yaml
-from fuzz_cases import Case, TableCase, config_case, table_case
+from fuzz_cases import Case, TableCase, byte_case, config_case, table_case
 
 from mixopt import controller
-from mixopt.config import ComponentConfig, StudyConfig, parse_config
+from mixopt.config import ComponentConfig, StudyConfig, load_config, parse_config
 from mixopt.errors import ConfigError, MixoptError
 from mixopt.loop import run_study
 from mixopt.study import Study
 from study_helpers import REPO, command_env
 
 N_CASES = 1000
+BYTE_CASES = 400  # configs with damaged bytes (each refused at once, or loaded and run for two trials)
+EDIT_CASES = 40  # studies whose config is edited between two runs (two trials each run)
 CASE_SECONDS = 60  # per case: load, two trials (or a table's import and fit); a loaded 2-core machine
 CASE_MEGABYTES = 1280  # per case: growth of the peak resident size (a whole run of a botorch study grew it 768-950 MB: the recommendation over 12k candidates)
 PROCESS_MEGABYTES = 3072  # the whole test process's peak resident size (torch, botorch, optuna loaded)
@@ -195,7 +200,7 @@ def test_mutated_configs_load_and_run_or_are_refused_with_one_line(tmp_path):
             refusals.append(case)
     assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures[:40])
     for case in refusals:
-        check_refused_by_the_command(tmp_path, case)
+        check_refused_by_the_command(tmp_path, case.what, case.text)
     rss = max(PEAKS, default=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     assert rss < PROCESS_MEGABYTES
     ran = outcomes["ran"] + outcomes["ran whole"]
@@ -207,17 +212,113 @@ def test_mutated_configs_load_and_run_or_are_refused_with_one_line(tmp_path):
           "refusals, exit 2, one line")
 
 
-def check_refused_by_the_command(tmp_path: Path, case: Case) -> None:
+def check_refused_by_the_command(tmp_path: Path, what: str, content: str | bytes) -> None:
+    """``mixopt study run`` on a config file holding ``content``: exit 2, one line, no study made."""
     folder = tmp_path / "cli"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    (folder / "study.yaml").write_text(case.text)
+    (folder / "study.yaml").write_bytes(content if isinstance(content, bytes) else content.encode())
     result = subprocess.run([sys.executable, "-m", "mixopt.cli", "study", "run", str(folder / "study.yaml")],
                             capture_output=True, text=True, env=command_env(), timeout=300, cwd=folder)
-    assert result.returncode == 2, (case.what, result.stderr[-2000:])
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), (case.what, result.stderr)
+    assert result.returncode == 2, (what, result.stderr[-2000:])
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), (what, result.stderr)
     assert "Traceback" not in result.stdout + result.stderr
     assert not (folder / "study.db").exists(), "a refused config must not create a study"
+
+
+def run_byte_case(content: bytes, what: str, folder: Path, storage: str, loaded: Counter) -> str:
+    """A config file holding ``content``, read as the command reads it (:func:`load_config`): ``refused`` in
+    one line, or whatever its text does as a case of :func:`run_config_case`."""
+    (folder / "study.yaml").write_bytes(content)
+    try:
+        load_config(folder / "study.yaml")
+    except ConfigError as exc:
+        one_line(exc)
+        return "refused"
+    return run_config_case(Case(content.decode("utf-8"), what), folder, storage, loaded)
+
+
+@pytest.mark.slow
+def test_configs_with_damaged_bytes_load_and_run_or_are_refused_with_one_line(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(22)
+    bases = {name: (REPO / "studies" / name / "study.yaml").read_bytes() for name in BASES}
+    root = scratch(tmp_path)
+    storage = f"sqlite:///{root / 'bytes.db'}"
+    outcomes: Counter = Counter()
+    failures: list[str] = []
+    refusals: list[tuple[str, bytes]] = []
+    loaded: Counter = Counter()
+    for i in range(BYTE_CASES):
+        name = BASES[i % len(BASES)]
+        content, what = byte_case(rng, bases[name])
+        folder = root / f"bytes-{i}"
+        result = bounded_case(f"case {i} ({name}: {what})", folder,
+                              functools.partial(run_byte_case, content, what, folder, storage, loaded), failures)
+        if result is not None:
+            outcomes[result[0]] += 1
+            if result[0] == "refused" and len(refusals) < CLI_REFUSALS and rng.random() < 0.1:
+                refusals.append((what, content))
+    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures[:40])
+    assert outcomes["refused"] > BYTE_CASES // 4 and outcomes["ran"] + outcomes["ran whole"] > BYTE_CASES // 10
+    for what, content in refusals:
+        check_refused_by_the_command(tmp_path, what, content)
+    print(f"\nFIGURE fuzz config bytes: tried {BYTE_CASES}, refused {outcomes['refused']} at load + "
+          f"{outcomes['refused at run']} at run, ran {outcomes['ran'] + outcomes['ran whole']}, tracebacks 0; "
+          f"through the command: {len(refusals)} refusals, exit 2, one line")
+
+
+def completed(study: Study) -> dict[int, tuple]:
+    """Each completed trial's number -> (its mixture, its values)."""
+    return {t.number: (t.params, t.values) for t in study.trials((optuna.trial.TrialState.COMPLETE,))}
+
+
+def run_edited_case(case: Case, first: StudyConfig, folder: Path, storage: str, name: str) -> str:
+    """A study run for two trials under ``first``, then opened and run again under the edited config
+    ``case``: ``refused`` (at load, at open or at run, one line each) or ``ran on``; either way the trials
+    completed under ``first`` are all still there, unchanged."""
+    study = Study.open(first, storage, name)
+    run_study(study, n_trials=2)
+    before = completed(study)
+    try:
+        edited = cheapest(parse_config(case.text, directory=folder), case)
+        again = Study.open(edited, storage, name)
+        run_study(again, n_trials=4)
+        outcome = "ran on"
+    except MixoptError as exc:
+        one_line(exc)
+        outcome = "refused"
+    after = completed(Study.open(first, storage, name) if outcome == "refused" else again)
+    lost = {n: trial for n, trial in before.items() if after.get(n) != trial}
+    assert not lost, f"completed trials lost or changed: {sorted(lost)}"
+    return outcome
+
+
+@pytest.mark.slow
+def test_a_config_edited_between_two_runs_runs_on_or_is_refused_and_keeps_the_completed_trials(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(23)
+    base = yaml.safe_load(SYNTHETIC)
+    root = scratch(tmp_path)
+    storage = f"sqlite:///{root / 'edits.db'}"
+    first = cheapest(parse_config(SYNTHETIC, directory=root), Case(SYNTHETIC, "unchanged"))
+    outcomes: Counter = Counter()
+    failures: list[str] = []
+    for i in range(EDIT_CASES):
+        case = config_case(rng, base, SYNTHETIC)
+        folder = root / f"edit-{i}"
+        result = bounded_case(f"case {i} ({case.what})", folder,
+                              functools.partial(run_edited_case, case, first, folder, storage, f"edit-{i}"), failures)
+        if result is not None:
+            outcomes[result[0]] += 1
+    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures[:40])
+    assert outcomes["ran on"] and outcomes["refused"]
+    print(f"\nFIGURE fuzz config edits between two runs: tried {EDIT_CASES}, ran on {outcomes['ran on']}, refused "
+          f"{outcomes['refused']} (one line each), completed trials lost or changed 0, tracebacks 0")
 
 
 # -- tables ------------------------------------------------------------------------------------------------
