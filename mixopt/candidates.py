@@ -70,13 +70,19 @@ def _checked_row(w: np.ndarray, row: int, file: str, space: MixtureSpace, granul
     return space.round(w, granularity)
 
 
+def unused_mask(candidates: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """Which candidates ``(c, K)`` are none of the mixtures ``taken`` ``(t, K)`` (L1 within 1e-9), ``(c,)`` bool."""
+    free = np.ones(len(candidates), dtype=bool)
+    for w in taken:
+        free &= np.abs(candidates - w).sum(axis=1) > 1e-9
+    return free
+
+
 def nearest_unused(candidates: np.ndarray, proposals: np.ndarray, taken: np.ndarray) -> np.ndarray:
     """Each row of ``proposals`` ``(n, K)`` replaced, in order, by the candidate ``(c, K)`` nearest to it in L1
     among those not in ``taken`` ``(t, K)`` nor chosen for an earlier row; once every candidate is used, the
     nearest candidate overall (a repeat)."""
-    free = np.ones(len(candidates), dtype=bool)
-    for w in taken:
-        free &= np.abs(candidates - w).sum(axis=1) > 1e-9
+    free = unused_mask(candidates, taken)
     chosen = []
     for w in np.atleast_2d(proposals):
         distance = np.abs(candidates - w).sum(axis=1)

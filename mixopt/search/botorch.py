@@ -33,6 +33,7 @@ import torch
 from gpytorch.means import Mean
 
 from mixopt import compat
+from mixopt.candidates import unused_mask
 from mixopt.errors import ConfigError
 from mixopt.noise import fit_noise
 from mixopt.search.base import Searcher, believed_order
@@ -441,9 +442,7 @@ def _unused_candidates(space: MixtureSpace, history: History, limit: int, seed: 
     ``limit`` chosen at random."""
     assert space.candidates is not None
     taken = np.vstack([history.weights, history.pending]) if len(history.pending) else history.weights
-    unused = np.ones(len(space.candidates), dtype=bool)
-    for w in taken:
-        unused &= np.abs(space.candidates - w).sum(axis=1) > 1e-9
+    unused = unused_mask(space.candidates, taken)
     pool = space.candidates[unused] if unused.any() else space.candidates
     if len(pool) > limit:
         pool = pool[np.random.default_rng(seed).choice(len(pool), size=limit, replace=False)]
