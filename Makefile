@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/mixopt study run
 
+# One worker per core, a test file per worker (module fixtures are built once); the slowest tests are listed.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile --durations=25
 
 lint: setup
 	$(BIN)/ruff check mixopt runners surrogates benchmarks tests
