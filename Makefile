@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/mixopt study run
 
-# One worker per core, a test file per worker (module fixtures are built once); the slowest tests are listed.
+# One worker per core, a test file per worker (module fixtures are built once); the slowest tests and the
+# reasons for any skip are listed.
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile --durations=25 -rs
 
 lint: setup
 	$(BIN)/ruff check mixopt runners surrogates benchmarks tests
