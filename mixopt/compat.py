@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing.process import BaseProcess
 
@@ -43,6 +43,66 @@ def pop_waiting_trial_id(study: optuna.Study) -> int | None:
     processes sharing a storage, and unlike ``ask()`` it never creates a new trial (with parameters
     sampled off the polytope) when the queue is empty."""
     return study._pop_waiting_trial_id()
+
+
+# RDBStorage methods that Optuna's caching wrapper (``_CachedStorage``, which calls some private ones on its
+# backend) and mixopt call: the storage of :func:`retrying_rdb_storage` retries each.
+RDB_STORAGE_CALLS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_all_studies", "create_new_trial", "set_trial_param", "_set_trial_param", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials", "get_best_trial",
+    "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids", "get_heartbeat_interval",
+    "get_heartbeat_stale_trial_callback",
+)
+CREATE_TOKEN = "mixopt:create_token"  # system attr of a trial created by a retrying storage from a template
+
+
+def retrying_rdb_storage(url: str, engine_kwargs: dict[str, Any],
+                         retry: Callable[[Callable[[], Any], Callable[[], None]], Any]) -> optuna.storages.RDBStorage:
+    """An ``RDBStorage`` whose every call runs as ``retry(call, reset)`` (mixopt retries lost connections:
+    a database server restarted, failed over or cut off; ``reset`` drops the thread's broken session).
+
+    Reaches the private methods of ``RDBStorage`` that Optuna's caching wrapper calls (in
+    :data:`RDB_STORAGE_CALLS`), and overrides ``_create_new_trial``, which creates every trial: creating one
+    is not idempotent (a commit whose answer was lost with the connection may have created it), so a trial
+    made from a template (enqueued or added) carries a token in its system attrs, and a retry first looks
+    for a trial with that token."""
+    import copy
+    import uuid
+
+    import optuna
+
+    base = optuna.storages.RDBStorage
+
+    def retried(name: str) -> Callable[..., Any]:
+        method = getattr(base, name)
+
+        def call(self: optuna.storages.RDBStorage, *args: Any, **kwargs: Any) -> Any:
+            return retry(lambda: method(self, *args, **kwargs), self.remove_session)
+        return call
+
+    def create_new_trial(self: optuna.storages.RDBStorage, study_id: int,
+                         template_trial: optuna.trial.FrozenTrial | None = None) -> optuna.trial.FrozenTrial:
+        create = base._create_new_trial
+        if template_trial is None:
+            return retry(lambda: create(self, study_id, None), self.remove_session)
+        template, token, tried = copy.deepcopy(template_trial), uuid.uuid4().hex, list[bool]()
+        template.system_attrs = {**template.system_attrs, CREATE_TOKEN: token}
+
+        def attempt() -> optuna.trial.FrozenTrial:
+            if tried:
+                made = [t for t in self.get_all_trials(study_id, deepcopy=False) if t.system_attrs.get(CREATE_TOKEN) == token]
+                if made:
+                    return made[0]
+            tried.append(True)
+            return create(self, study_id, template)
+        return retry(attempt, self.remove_session)
+
+    methods: dict[str, Any] = {name: retried(name) for name in RDB_STORAGE_CALLS}
+    methods["_create_new_trial"] = create_new_trial
+    return type("RetryingRDBStorage", (base,), methods)(url, engine_kwargs=engine_kwargs)
 
 
 def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:

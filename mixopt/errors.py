@@ -23,6 +23,12 @@ class StorageError(MixoptError):
     """The study storage cannot be opened, or the study does not exist."""
 
 
+class StorageLost(StorageError):
+    """The database server stayed out of reach past the retry limit while the study was running."""
+
+    exit_code = 1
+
+
 class RunFailed(MixoptError):
     """A runner could not evaluate a mixture; the reason is stored with the failed trial."""
 

@@ -108,19 +108,26 @@ def output_root(config: StudyConfig, study_name: str) -> Path:
 def propose_batch(study: Study, n: int) -> None:
     """Ask the searcher for ``n`` mixtures at the search fidelity and queue them, rounded to the grid.
 
-    The proposal seed is drawn from the study's seed stream at index = its trial count
-    (:func:`mixopt.seeding.batch_seed`), so a resumed study never replays its proposals and studies
-    with other seeds never replay each other's.
+    The proposal seed (stored on each trial) is drawn from the study's seed stream at index = its trial
+    count (:func:`mixopt.seeding.batch_seed`), so a resumed study never replays its proposals and studies
+    with other seeds never replay each other's. Controllers sharing the study propose one at a time (under
+    its claim lock): each sees the others' proposals as pending and a trial count of its own, so two never
+    draw the same seed and propose the same mixtures (a lock lost with its connection meanwhile: again).
     """
     config = study.config
     n -= queue_replicates(study)
     if n <= 0:
         return
     searcher = SEARCHERS.create(config.searcher.name, config.searcher.options)
-    seed = batch_seed(config.seed, len(study.trials()))
-    proposals = propose_within(searcher, study.space, study.history(), n, seed=seed)
-    failpoint("propose")
-    study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name)
+    while True:
+        with study.claim_lock() as held:
+            seed = batch_seed(config.seed, len(study.trials()))
+            proposals = propose_within(searcher, study.space, study.history(), n, seed=seed)
+            failpoint("propose")
+            if held():  # else another controller may have drawn the same seed meanwhile: propose again
+                study.enqueue(study.space.round(np.asarray(proposals), config.granularity), config.search_fidelity.name,
+                              {Attr.PROPOSAL_SEED: seed})
+                return
 
 
 def queue_replicates(study: Study) -> int:

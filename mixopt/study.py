@@ -29,9 +29,9 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 import mixopt
-from mixopt.compat import pop_waiting_trial_id, storage_engine, study_id, study_storage
+from mixopt.compat import pop_waiting_trial_id, retrying_rdb_storage, storage_engine, study_id, study_storage
 from mixopt.config import StudyConfig, parse_config
-from mixopt.errors import ConfigError, LateResult, StorageError, check_path_name
+from mixopt.errors import ConfigError, LateResult, StorageError, StorageLost, check_path_name
 from mixopt.failpoints import failpoint
 from mixopt.objectives import objective_parts, objective_values
 from mixopt.trials import RUN_ATTRS, Attr, Evaluation, History, Observations, StudyAttr, rerun_targets
@@ -45,8 +45,12 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 UNLABELLED_GRACE_SECONDS = 30  # a claimed trial left unlabelled this long was claimed by a controller that died
-HEARTBEAT_SECONDS = 30.0  # a running controller writes its heartbeat this often...
-HEARTBEAT_STALE_SECONDS = 600.0  # ...and one on another host silent this long is taken for dead
+# A running controller writes its heartbeat this often, and one on another host silent for the stale limit is
+# taken for dead; both can be set (in seconds) through the environment for clusters, and for the chaos soak.
+HEARTBEAT_SECONDS = float(os.environ.get("MIXOPT_HEARTBEAT_SECONDS", 30.0))
+HEARTBEAT_STALE_SECONDS = float(os.environ.get("MIXOPT_HEARTBEAT_STALE_SECONDS", 600.0))
+# A database server out of reach this long mid-study ends the controller (exit 1, one line).
+STORAGE_RETRY_SECONDS = float(os.environ.get("MIXOPT_STORAGE_RETRY_SECONDS", 120.0))
 EXTERNAL = "external"  # owner of trials handed out by `mixopt study ask`: told from outside, never stale
 
 
@@ -95,18 +99,56 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
 
 
 def _create_rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
-    """``RDBStorage``, retried when controllers starting together race to create its tables."""
+    """``RDBStorage`` (retrying lost connections, for a database server), retried when controllers starting
+    together race to create its tables."""
     import sqlalchemy.exc
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            if url.startswith("sqlite:"):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            return retrying_rdb_storage(url, engine_kwargs, lambda call, reset: retry_lost_connection(call, url, reset))
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError):
             # PostgreSQL: duplicate key / relation exists; SQLite: "table studies already exists", "locked".
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _connection_lost(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the connection to the database server failed."""
+    import sqlalchemy.exc
+
+    while exc is not None:
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+                exc.connection_invalidated or isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))):
+            return True
+        exc = exc.__cause__ or exc.__context__  # Optuna's clean-up after a lost connection raises its own error
+    return False
+
+
+def retry_lost_connection(call: Callable[[], Any], url: str, reset: Callable[[], None] = lambda: None) -> Any:
+    """``call()``, retried with backoff (0.1 s doubling to 5 s) while the database server is out of reach
+    (restarted, failed over, the network cut), for up to ``STORAGE_RETRY_SECONDS``; then ``StorageLost``.
+    ``reset()`` runs before each retry."""
+    deadline, delay = None, 0.1
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not _connection_lost(exc):
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + STORAGE_RETRY_SECONDS
+            if now >= deadline:
+                reason = str(exc.__cause__ or exc).splitlines()[0]
+                raise StorageLost(f"lost the connection to storage {mask_url(url)} for {STORAGE_RETRY_SECONDS:.0f} s, "
+                                  f"giving up: {reason}; completed trials and run folders are kept: run the "
+                                  "same command again once the database is back") from None
+            time.sleep(min(delay, deadline - now))
+            delay = min(2 * delay, 5.0)
+            reset()
 
 
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "lustre", "gpfs", "beegfs", "9p"}
@@ -258,31 +300,60 @@ class Study:
                 if trial_id is None:
                     break
                 trial = optuna.trial.Trial(self.optuna, trial_id)
-                for name, dist in self.distributions.items():
-                    trial.suggest_float(name, dist.low, dist.high)
-                trial.set_user_attr(Attr.SEED, self.config.seed + trial.number)
-                trial.set_user_attr(Attr.CONTROLLER, owner or controller_id())
-                trial.set_user_attr(Attr.MACHINE, machine())
+                try:
+                    for name, dist in self.distributions.items():
+                        trial.suggest_float(name, dist.low, dist.high)
+                    trial.set_user_attr(Attr.SEED, self.config.seed + trial.number)
+                    trial.set_user_attr(Attr.CONTROLLER, owner or controller_id())
+                    trial.set_user_attr(Attr.MACHINE, machine())
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # recovered by another controller while this one was cut off claiming it
                 started.append(trial)
         return started
 
     @contextlib.contextmanager
     def claim_lock(self):
-        """Serialize trial claims across controllers: a PostgreSQL advisory lock, or a file lock for SQLite."""
+        """Serialize trial claims across controllers: a PostgreSQL advisory lock, or a file lock for SQLite.
+        Yields a function that says whether the lock is still held: a PostgreSQL lock is lost with its
+        connection (the server restarted, the network cut) while the block runs on."""
         engine = storage_engine(study_storage(self.optuna))
         if engine is not None and engine.dialect.name == "postgresql":
-            with engine.connect() as connection, connection.begin():
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (study_id(self.optuna) + 0x6D69786F,))
-                yield
+            def lock():
+                connection = engine.connect()
+                try:
+                    transaction = connection.begin()
+                    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (study_id(self.optuna) + 0x6D69786F,))
+                except BaseException:
+                    connection.close()
+                    raise
+                return connection, transaction
+
+            connection, transaction = retry_lost_connection(lock, str(engine.url))
+
+            def held() -> bool:
+                try:
+                    connection.exec_driver_sql("SELECT 1")
+                    return True
+                except Exception as exc:
+                    if _connection_lost(exc):
+                        return False
+                    raise
+
+            try:
+                yield held
+            finally:
+                with contextlib.suppress(Exception):  # a lost connection has released the lock already
+                    transaction.commit()
+                connection.close()
         elif engine is not None and engine.dialect.name == "sqlite" and engine.url.database:
             with open(f"{engine.url.database}.lock", "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
-                    yield
+                    yield lambda: True
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
         else:
-            yield
+            yield lambda: True
 
     def weights_of(self, trial: optuna.trial.BaseTrial) -> np.ndarray:
         return np.array([trial.params[name] for name in self.space.names])
@@ -304,7 +375,7 @@ class Study:
             ):
                 storage.set_trial_user_attr(trial_id, key, _jsonable(value))
             failpoint("tell")  # a crash here leaves the trial RUNNING: it is failed and re-run on resume
-            self.optuna.tell(number, values)
+            self._tell_optuna(number, values=values)
         except optuna.exceptions.UpdateFinishedTrialError:
             raise LateResult(self._keep_late(number, evaluation, values, metrics, run_folder)) from None
         return values
@@ -396,11 +467,22 @@ class Study:
         storage, trial_id = self._storage_and_id(number)
         try:
             storage.set_trial_user_attr(trial_id, Attr.FAIL_REASON, reason)
-            self.optuna.tell(number, state=TrialState.FAIL)
+            self._tell_optuna(number, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             state = storage.get_trial(trial_id).state.name.lower()
             raise LateResult(f"late failure of trial {number} not stored ({reason}): the trial was already {state} "
                              "elsewhere while this controller was paused or cut off") from None
+
+    def _tell_optuna(self, number: int, **outcome: Any) -> None:
+        """``optuna.Study.tell``; a trial finished elsewhere is always ``UpdateFinishedTrialError`` (Optuna
+        raises ``ValueError`` instead when it reads the trial already finished)."""
+        try:
+            self.optuna.tell(number, **outcome)
+        except ValueError:
+            storage, trial_id = self._storage_and_id(number)
+            if storage.get_trial(trial_id).state.is_finished():
+                raise optuna.exceptions.UpdateFinishedTrialError(f"trial {number} is already finished") from None
+            raise
 
     def _storage_and_id(self, number: int) -> tuple[optuna.storages.BaseStorage, int]:
         storage = study_storage(self.optuna)
@@ -436,6 +518,10 @@ class Study:
         are left alone. A stale trial for which ``adopt(trial)`` is true (its scheduler job still runs and
         this controller re-attached to it) becomes this controller's instead of failing.
         """
+        with self.claim_lock():  # controllers recovering together queue one re-run per trial
+            return self._recover_stale(adopt)
+
+    def _recover_stale(self, adopt: Callable[[optuna.trial.FrozenTrial], bool] | None) -> list[int]:
         recovered = []
         beats = {k.removeprefix(StudyAttr.HEARTBEAT_PREFIX): v for k, v in self.optuna.user_attrs.items()
                  if k.startswith(StudyAttr.HEARTBEAT_PREFIX)}
@@ -464,10 +550,28 @@ class Study:
                     {name: mixture[name] for name in self.space.names if name in mixture},
                     user_attrs={Attr.FIDELITY: self.config.search_fidelity.name, **kept, Attr.RERUN_OF: trial.number},
                 )
-            self.set_trial_attr(trial.number, Attr.REQUEUED_BY, controller_id())
-            self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
+            try:
+                self.set_trial_attr(trial.number, Attr.REQUEUED_BY, controller_id())
+                self.fail(trial.number, "interrupted: the controller stopped while this trial was running; re-queued")
+            except (LateResult, optuna.exceptions.UpdateFinishedTrialError):
+                # Its controller was paused or cut off, not dead, and told it meanwhile (or another recovered it).
+                self._withdraw_rerun(trial.number)
+                continue
             recovered.append(trial.number)
         return recovered
+
+    def _withdraw_rerun(self, number: int) -> None:
+        """Fail the queued re-run of trial ``number`` if that trial completed after all (a re-run already
+        claimed runs on, as an extra attempt of its mixture)."""
+        storage, trial_id = self._storage_and_id(number)
+        if storage.get_trial(trial_id).state != TrialState.COMPLETE:
+            return
+        for rerun in self.trials((TrialState.WAITING,)):  # (claims wait for the claim lock, held here)
+            if rerun.user_attrs.get(Attr.RERUN_OF) == number:
+                _, rerun_id = self._storage_and_id(rerun.number)
+                storage.set_trial_user_attr(rerun_id, Attr.FAIL_REASON,
+                                            f"withdrawn: trial {number} was completed by its controller after all")
+                storage.set_trial_state_values(rerun_id, TrialState.FAIL)
 
     # -- views -------------------------------------------------------------------------------
     def observations(self) -> Observations:

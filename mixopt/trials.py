@@ -50,6 +50,7 @@ class Attr:
     PROPOSAL = "reused_from"
     LOCAL_FOR = "local_for_round"  # a microanneal run around a round's candidate that failed a gate
     REPLICATE_OF = "replicate_of"  # a replicate run of a configured mixture (mixopt.replicates label)
+    PROPOSAL_SEED = "proposal_seed"  # the searcher's seed for the batch that proposed this mixture
     CHOSEN_BY = "chosen_by"  # a cost-aware study's run: "initial" (a first target run) or "cost-aware" (the model's)
 
 

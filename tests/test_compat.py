@@ -75,6 +75,35 @@ def test_storage_engine_finds_the_rdb_engine_under_optunas_cache(tmp_path):
     assert compat.storage_engine(compat.study_storage(optuna.create_study())) is None  # in memory
 
 
+def test_retrying_rdb_storage_wraps_every_call_of_optunas_cache_and_creates_a_trial_once(tmp_path):
+    import inspect
+    import re
+
+    import optuna
+    from optuna.storages import _cached_storage
+
+    from mixopt.compat import RDB_STORAGE_CALLS, retrying_rdb_storage
+
+    called = set(re.findall(r"_backend\.(\w+)\(", inspect.getsource(_cached_storage)))
+    assert called and called <= {*RDB_STORAGE_CALLS, "_create_new_trial"}
+    assert all(callable(getattr(optuna.storages.RDBStorage, name)) for name in RDB_STORAGE_CALLS)
+    answer_lost = []  # set: the next call commits, its answer is lost, and it is made again
+
+    def retry(call, reset):
+        result = call()
+        if answer_lost:
+            answer_lost.clear()
+            reset()
+            return call()
+        return result
+
+    storage = retrying_rdb_storage(f"sqlite:///{tmp_path / 'study.db'}", {}, retry)
+    study = optuna.create_study(storage=storage)
+    answer_lost.append(True)
+    study.enqueue_trial({"x": 0.5})
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.WAITING]
+
+
 def test_nsga2_generation_key_is_where_the_sampler_keeps_generations():
     key = compat.nsga2_generation_key()
     assert isinstance(key, str) and key
@@ -254,5 +283,5 @@ def test_compat_reaches_every_private_name_it_documents():
         "study._storage", "study._study_id", "getattr(storage, '_backend', storage)",
         "optuna.samplers.NSGAIISampler._get_generation_key", "pool._processes", "executor._executor",
         "torch.ops.mkldnn._is_mkldnn_bf16_supported", "getattr(model, '_no_split_modules', None)",
-        "getattr(logei, '_C', None)", "logei._load_attempted",
+        "getattr(logei, '_C', None)", "logei._load_attempted", "base._create_new_trial",
     }

@@ -1,10 +1,13 @@
 """Runners plugged in from this folder (on PYTHONPATH): ``faulty_runner:FaultyRunner`` for the faulty-runner
-tests (the synthetic runner, except that trial ``n`` suffers the fault ``cycle[n % len(cycle)]``), and
-``faulty_runner:LoggedRunner`` for the kill tests (the synthetic runner, logging each run's start and end)."""
+tests (the synthetic runner, except that trial ``n`` suffers the fault ``cycle[n % len(cycle)]``),
+``faulty_runner:LoggedRunner`` for the kill tests (the synthetic runner, logging each run's start and end), and
+``faulty_runner:ResultFileRunner`` for the chaos soak (the synthetic runner, leaving each result in its run folder)."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,3 +92,16 @@ def read_events(path: str | Path) -> list[Event]:
     lines = path.read_text().split("\n")[:-1] if path.exists() else []
     return [Event(what, int(trial), int(pid), int(parent), float(at))
             for what, trial, pid, parent, at in (line.split() for line in lines)]
+
+
+class ResultFileRunner(SyntheticRunner):
+    """The synthetic runner, writing each result it produces into the run folder as ``result-<trial>-<host>.json``
+    (trial, host, metrics) before returning it: the soak checks that no result a run produced was lost."""
+
+    def run(self, spec: RunSpec) -> Evaluation:
+        evaluation = super().run(spec)
+        folder, host = Path(spec.output_dir), socket.gethostname()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"result-{spec.trial}-{host}.json").write_text(
+            json.dumps({"trial": spec.trial, "host": host, "metrics": evaluation.metrics}))
+        return evaluation

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import optuna
 import pytest
@@ -35,14 +36,16 @@ def require_other_host() -> None:
 CONTAINER = ["-rumpf", "--mount-proc"]  # unshare: own user, UTS, mount and pid namespaces (pid 1 inside), own /proc
 
 
-def start_in_container(config: Path, env: dict[str, str] | None = None, hostname: str | None = None) -> subprocess.Popen:
-    """``mixopt study run`` in namespaces of its own (:data:`CONTAINER`), named ``hostname`` (default: this
-    host's name), leading its own process group. Its pid is ``unshare``'s: see :func:`controller_pid`."""
+def start_in_container(config: Path, env: dict[str, str] | None = None, hostname: str | None = None,
+                       args: tuple[str, ...] = (), output: IO | None = None) -> subprocess.Popen:
+    """``mixopt study run config *args`` in namespaces of its own (:data:`CONTAINER`), named ``hostname``
+    (default: this host's name), leading its own process group; its output piped, or both streams to the file
+    ``output``. Its pid is ``unshare``'s: see :func:`controller_pid`."""
     rename = f"hostname {hostname} && " if hostname else ""
-    script = f'{rename}exec "$0" -m mixopt.cli study run "$1"'
-    return subprocess.Popen(["unshare", *CONTAINER, "sh", "-c", script, sys.executable, str(config)], cwd=config.parent,
-                            env=env or command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    script = f'{rename}exec "$0" -m mixopt.cli study run "$@"'
+    streams = {"stdout": output, "stderr": subprocess.STDOUT} if output else {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.Popen(["unshare", *CONTAINER, "sh", "-c", script, sys.executable, str(config), *args],
+                            cwd=config.parent, env=env or command_env(), text=True, start_new_session=True, **streams)
 
 
 def start_on_other_host(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
