@@ -97,6 +97,12 @@ class FidelityConfig:
     """The base checkpoint (a local transformers folder) runs start from (None: the runner's default)."""
     match_repetition: str | None = None
     """A larger fidelity whose epochs per source this one reproduces by subsampling each source's pool."""
+    proxy: str | None = None
+    """``merge``: score a mixture without training, by merging experts (the base continue-trained on each
+    source alone for ``tokens`` tokens, once) as ``theta_base + merge_scale * sum_k w_k (theta_k - theta_base)``
+    and evaluating that model (microanneal runner only). None: every run trains."""
+    merge_scale: float = 1.0
+    """The task-arithmetic scale of a ``proxy: merge`` fidelity (1: the weighted mean of the experts)."""
 
 
 @dataclass(frozen=True)
@@ -391,6 +397,7 @@ def validate(config: StudyConfig) -> None:
         if not f.tokens > 0:
             raise ConfigError(f"fidelity '{f.name}': tokens must be > 0 (got {f.tokens})")
     _validate_matching(config.fidelities)
+    _validate_proxies(config)
     for s in config.sources:
         if s.token_dtype is not None and s.token_dtype not in TOKEN_DTYPES:
             hint = difflib.get_close_matches(s.token_dtype, TOKEN_DTYPES, n=1)
@@ -578,6 +585,27 @@ def validate_reuse(reuse: ReuseConfig, new_tokens: dict[str, float | None]) -> N
             if untokened:
                 raise ConfigError(f"{where}: a split by tokens needs tokens > 0 on {', '.join(untokened)}; "
                                   f"or give explicit shares, e.g. {{{target[0]}: 0.5, ...}}")
+
+
+PROXIES = ("merge",)
+MERGING_RUNNERS = ("microanneal",)  # runners that score a mixture by merging single-source experts
+
+
+def _validate_proxies(config: StudyConfig) -> None:
+    """``proxy`` known and run by a runner that merges; ``merge_scale`` > 0, set only with ``proxy: merge``."""
+    for f in config.fidelities:
+        if f.proxy is None:
+            if f.merge_scale != 1.0:
+                raise ConfigError(f"fidelity '{f.name}': merge_scale is the scale of a merge proxy: add proxy: merge "
+                                  "or remove merge_scale")
+            continue
+        if f.proxy not in PROXIES:
+            raise ConfigError(f"fidelity '{f.name}': unknown proxy {shown(f.proxy)}: the one proxy is merge")
+        if config.runner.name not in MERGING_RUNNERS:
+            raise ConfigError(f"fidelity '{f.name}': proxy: merge needs the microanneal runner (runner "
+                              f"'{config.runner.name}' cannot merge checkpoints): set runner: microanneal or remove proxy")
+        if not f.merge_scale > 0:
+            raise ConfigError(f"fidelity '{f.name}': merge_scale must be > 0 (got {f.merge_scale})")
 
 
 def _validate_matching(fidelities: list[FidelityConfig]) -> None:

@@ -50,7 +50,7 @@ def make_spec(config: StudyConfig, trial: int, mixture: dict[str, float], fideli
         output_dir=str(output_dir), model=_resolve(config.directory, fid.model),
         source_paths={s.name: tuple(_resolve_path(config.directory, p) for p in s.paths) for s in config.sources},
         space=config.space(fid.name), granularity=config.granularity, study=study or config.name,
-        pool_fraction=config.pool_fraction(fid.name),
+        pool_fraction=config.pool_fraction(fid.name), proxy=fid.proxy, merge_scale=fid.merge_scale,
     )
 
 

@@ -2,6 +2,7 @@
 
 A checkpoint is a transformers-style folder with ``model.safetensors`` (or sharded ``*.safetensors``)
 and its config files; the merge is a folder of the same layout whose tensors are the (weighted) mean.
+``add_task_vectors`` merges in memory instead, by task arithmetic on a base model's tensors (the merge proxy).
 """
 
 from __future__ import annotations
@@ -58,3 +59,38 @@ def merge_checkpoints(checkpoints: Sequence[str | Path], output: str | Path, wei
             if extra.is_file() and extra.suffix != ".safetensors":
                 shutil.copy2(extra, output / extra.name)
     return output
+
+
+def add_task_vectors(tensors: dict[str, torch.Tensor], experts: Sequence[tuple[str | Path, float]],
+                     scale: float = 1.0) -> None:
+    """Make ``tensors`` (a base model's, by name, e.g. its ``state_dict()``; changed in place) the task-arithmetic
+    merge ``theta_base + scale * sum_k w_k (theta_k - theta_base)`` of ``experts`` (checkpoint folder, ``w_k``),
+    computed as ``(1 - scale * sum_k w_k) theta_base + scale * sum_k w_k theta_k``: one expert's tensor is read
+    at a time, never a second model in memory. Only tensors stored in the experts' files change (a tied
+    weight, stored once, is changed once); integer tensors are left as they are."""
+    pairs = [(Path(path), weight) for path, weight in experts]
+    if not pairs:
+        raise ConfigError("a task-arithmetic merge needs at least one expert checkpoint")
+    keys: set[str] | None = None
+    for index, (path, weight) in enumerate(pairs):
+        seen: set[str] = set()
+        for file in _tensor_files(path):
+            with safe_open(str(file), framework="pt") as handle:
+                for key in handle.keys():
+                    if key not in tensors:
+                        raise ConfigError(f"expert {path} holds tensor {key} that the base model has not: "
+                                          "experts must be trained from the base")
+                    target = tensors[key]
+                    if not target.is_floating_point():
+                        continue
+                    if index == 0:  # the base's share, once per stored tensor
+                        target.mul_(1.0 - scale * sum(w for _, w in pairs))
+                    tensor = handle.get_tensor(key)
+                    if tensor.shape != target.shape:
+                        raise ConfigError(f"tensor {key} of expert {path} has shape {tuple(tensor.shape)}, "
+                                          f"the base's {tuple(target.shape)}")
+                    target.add_(tensor.to(target.dtype), alpha=scale * weight)
+                    seen.add(key)
+        if keys is not None and seen != keys:
+            raise ConfigError(f"expert {path} stores other tensors than {pairs[0][0]}: not of one architecture")
+        keys = seen

@@ -86,7 +86,9 @@ class RunSpec:
     no caps), and ``granularity`` the study's grid, so a runner that hands the mixture to a training
     program renders it exactly as ``mixopt study export`` does; ``study`` names the study.
     ``pool_fraction``: the share of each source's training pool this run may draw from, so that its
-    epochs equal those of a larger target fidelity (repetition matching; a missing source: 1, all)."""
+    epochs equal those of a larger target fidelity (repetition matching; a missing source: 1, all).
+    ``proxy``: "merge" where the run scores the mixture by merging single-source experts at ``merge_scale``
+    (``tokens``: each expert's budget) instead of training; None: a training run."""
 
     trial: int
     mixture: dict[str, float]
@@ -100,6 +102,8 @@ class RunSpec:
     granularity: float = 1e-4
     study: str = ""
     pool_fraction: dict[str, float] = field(default_factory=dict)
+    proxy: str | None = None
+    merge_scale: float = 1.0
 
     def source(self, name: str) -> Source | None:
         """The space's ``Source`` of that name (None: no space, or not in it)."""

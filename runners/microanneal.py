@@ -21,6 +21,10 @@ Sources come from ``spec.source_paths``: token files (``.npy``/``.bin``, memory-
 ``microanneal_data``) or text (jsonl, parquet, text files or ``save_to_disk`` folders, tokenized once
 into token files); a source listed without paths is the demo source of that name. With
 ``spec.pool_fraction`` (repetition matching) each source's training pool is a seeded subsample.
+
+With ``spec.proxy == "merge"`` (a ``proxy: merge`` fidelity) the run trains nothing: the mixture is scored by
+merging cached single-source experts into the base (task arithmetic, ``merge_scale``) and evaluating it as
+above (no training metrics); see ``MicroannealRunner.expert``.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ DEFAULT_ASSETS = "demo"
 
 
 STATE = "train-state.pt"  # the training state a preempted run resumes from, in the trial's output folder
+EXPERT_SEED = 0  # every merge-proxy expert's seed: one set of experts serves every trial of a study
 
 
 def default_assets() -> Assets:
@@ -201,11 +206,10 @@ class MicroannealRunner(Runner):
         steps = int(spec.tokens // step_tokens)
         if steps < 1 and spec.tokens != 0:
             raise RunFailed(f"fidelity '{spec.fidelity}': {spec.tokens:g} tokens is less than one step ({step_tokens} tokens)")
+        if spec.proxy is not None:
+            return self._merge_proxy(spec, model, tokenizer, checkpoint, steps, device, bf16, started, cpu_started)
         sources = self.load_sources(spec, tokenizer)
-        job = BlockTraining(str(checkpoint), steps, self.batch_size, self.learning_rate, int(self.warmup_fraction * steps),
-                            self.weight_decay, bf16, device, self.processes, self.micro_batch_size, self.threads,
-                            spec.seed, str(out / STATE) if every or self.processes > 1 else None, every,
-                            strategy=self.strategy)
+        job = self._job(checkpoint, steps, bf16, device, spec.seed, out if every or self.processes > 1 else None, every)
         metrics, cost = self._train(model, job, spec, sources, out) if steps else ({}, {})
         model.to(device)
         scores, stderr = self._evaluate(model, tokenizer, sources, bf16)
@@ -257,7 +261,82 @@ class MicroannealRunner(Runner):
             cost["resumed_at_step"] = float(trained_run.resumed_at)
         return metrics, cost
 
+    # -- the merge proxy ----------------------------------------------------------------------------
+    def _merge_proxy(self, spec: RunSpec, model, tokenizer, checkpoint: Path, steps: int, device: str, bf16: bool,
+                     started: float, cpu_started: float) -> Evaluation:
+        """Score ``spec.mixture`` without training: ``model`` (the base, loaded once) becomes
+        ``theta_base + merge_scale * sum_k w_k (theta_k - theta_base)`` in place, one expert read at a time
+        (sources at weight 0 are never loaded), and is evaluated as a microanneal is. Experts missing from the
+        cache are trained first: ``cost`` holds ``expert_seconds`` and ``experts_trained`` (this evaluation's),
+        ``seconds`` all of it, ``tokens`` the tokens those experts trained."""
+        from mixopt.merge import add_task_vectors
+
+        if spec.proxy != "merge":
+            raise RunFailed(f"fidelity '{spec.fidelity}': unknown proxy {spec.proxy!r}: the microanneal runner merges (merge)")
+        if steps < 1:
+            raise RunFailed(f"fidelity '{spec.fidelity}': a merge proxy's tokens are each expert's budget: set tokens > 0")
+        sources = self.load_sources(spec, tokenizer)
+        experts, artifacts, expert_seconds, trained = [], {}, 0.0, 0
+        for name, weight in spec.mixture.items():
+            if weight > 0:
+                folder, seconds = self.expert(spec, name, checkpoint, sources, steps, device, bf16)
+                experts.append((folder, weight))
+                artifacts[f"expert_{name}"] = str(folder)
+                expert_seconds, trained = expert_seconds + seconds, trained + (seconds > 0)
+        add_task_vectors(model.state_dict(), experts, spec.merge_scale)
+        model.to(device)
+        metrics, stderr = self._evaluate(model, tokenizer, sources, bf16)
+        cost = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
+                "tokens": float(trained * steps * self.block_size * self.batch_size),
+                "expert_seconds": expert_seconds, "experts_trained": float(trained)}
+        return Evaluation(metrics=metrics, stderr=stderr, cost=cost, artifacts=artifacts, runner="microanneal")
+
+    def expert(self, spec: RunSpec, name: str, checkpoint: Path, sources: dict, steps: int, device: str,
+               bf16: bool) -> tuple[Path, float]:
+        """The merge proxy's expert of source ``name``: the base annealed ``steps`` steps on it alone (seed
+        ``EXPERT_SEED``, whatever the trial's), a build-once cache folder ``experts/<name>-<key>`` (weights,
+        ``accounting.json``, ``train_losses.json``) keyed by the training fingerprint (base, schedule,
+        optimizer, autocast, blocks) and the base's weight files; and the seconds spent training it here (0:
+        cached). A build killed midway starts that expert again; finished experts stay."""
+        from mixopt.cache import build_once, cache_dir
+
+        expert_spec = replace(spec, mixture={name: 1.0}, seed=EXPERT_SEED, proxy=None)
+        blocks, _ = self.mixture_blocks(expert_spec, sources, steps)
+        job = self._job(checkpoint, steps, bf16, device, EXPERT_SEED, None, None)
+        digest = hashlib.blake2b(training_fingerprint(job, blocks).encode(), digest_size=8)
+        for file in sorted(checkpoint.glob("*.safetensors")):  # the base's weights, by size and time
+            digest.update(f"{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}".encode())
+        spent = 0.0
+
+        def build(folder: Path) -> dict:
+            nonlocal spent
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            began = time.perf_counter()
+            model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+            state = folder if self.processes > 1 else None
+            metrics, cost = self._train(model, self._job(checkpoint, steps, bf16, device, EXPERT_SEED, state, None),
+                                        expert_spec, {name: sources[name]}, folder)
+            model.save_pretrained(folder)
+            (folder / STATE).unlink(missing_ok=True)
+            spent = time.perf_counter() - began
+            return {"source": name, "steps": steps, "seconds": spent, **metrics, **cost}
+
+        folder = build_once(cache_dir() / "experts" / f"{name}-{digest.hexdigest()}", build,
+                            what=f"the merge-proxy expert of source '{name}'")
+        return folder, spent
+
     # -- pieces -------------------------------------------------------------------------------------
+    def _job(self, checkpoint: Path, steps: int, bf16: bool, device: str, seed: int, state: Path | None,
+             every) -> BlockTraining:
+        """The anneal of ``steps`` steps from ``checkpoint`` with the runner's options (``state``: the folder of
+        its resumable training state, None: none; ``every``: checkpoint interval)."""
+        return BlockTraining(str(checkpoint), steps, self.batch_size, self.learning_rate,
+                             int(self.warmup_fraction * steps), self.weight_decay, bf16, device, self.processes,
+                             self.micro_batch_size, self.threads, seed, str(state / STATE) if state else None, every,
+                             strategy=self.strategy)
+
     def mixture_blocks(self, spec: RunSpec, sources: dict, steps: int) -> tuple:
         """The run's training blocks ``(steps * batch_size, L)`` in training order, and blocks per source."""
         from mixopt.runners import microanneal_data as data

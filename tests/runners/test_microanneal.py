@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import random
@@ -435,3 +436,122 @@ def test_a_killed_two_process_run_leaves_no_orphans_and_resumes(world, tmp_path)
     curves = [json.loads(open(r.artifacts["losses"]).read()) for r in (straight, resumed)]
     assert len(curves[1]) == steps
     np.testing.assert_array_equal(curves[1], curves[0])
+
+
+# -- the merge proxy -------------------------------------------------------------------------------------
+EXPERT_TOKENS = BLOCK * BATCH * 20
+
+
+def proxy_spec(world, tmp_path, mixture, tokens=EXPERT_TOKENS, **extra) -> RunSpec:
+    return spec(world, tmp_path, mixture, tokens=tokens, proxy="merge", space=CAPS, **extra)
+
+
+@pytest.fixture
+def expert_cache(tmp_path, monkeypatch):
+    """A cache of this test's own (experts are keyed by their inputs; no other test's may be found)."""
+    monkeypatch.setenv("MIXOPT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "experts"
+
+
+def test_a_proxy_evaluation_scores_the_merged_experts_without_an_optimizer_step(world, tmp_path, expert_cache,
+                                                                                 monkeypatch):
+    """Once its experts exist, a proxy evaluation never steps an optimizer; its held-out BPB is that of the
+    base plus 0.8 x (the weighted sum of the experts' task vectors), merged here by hand."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    mixture = {"arith": 0.25, "prose": 0.75}
+    first = runner().run(proxy_spec(world, tmp_path, mixture, merge_scale=0.8))
+    assert first.cost["experts_trained"] == 2 and first.cost["expert_seconds"] > 0
+    assert first.cost["tokens"] == 2 * EXPERT_TOKENS
+
+    def no_step(*args, **kwargs):
+        raise AssertionError("a proxy evaluation stepped an optimizer")
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", no_step)
+    monkeypatch.setattr(torch.optim.Optimizer, "step", no_step)
+    again = runner().run(proxy_spec(world, tmp_path, mixture, merge_scale=0.8))
+    assert again.metrics == first.metrics and again.cost["experts_trained"] == 0 and again.cost["tokens"] == 0
+    assert "train_loss_last" not in again.metrics
+
+    load = functools.partial(AutoModelForCausalLM.from_pretrained, dtype=torch.float32)
+    base = load(world["model"]).eval()
+    experts = {n: load(first.artifacts[f"expert_{n}"]).state_dict() for n in mixture}
+    with torch.no_grad():
+        for key, tensor in base.named_parameters():  # a tied weight once
+            tensor += 0.8 * sum(w * (experts[n][key] - tensor) for n, w in mixture.items())
+    tokenizer = world["tokenizer"]
+    for name in mixture:
+        source = data.load_source(name, [str(world["paths"][name])], tokenizer, data.tokenizer_fingerprint(tokenizer),
+                                  BLOCK, 8, tmp_path / "cache" / "tokens")
+        by_hand = ev.heldout_bpb(base, source.heldout, ev.token_byte_lengths(tokenizer), 32, bf16=False)
+        assert again.metrics[f"bpb_{name}"] == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_experts_are_trained_once_and_a_source_at_weight_0_loads_none(world, tmp_path, expert_cache):
+    """Across mixtures and across processes, an expert is trained once; each is a complete cache folder."""
+    import subprocess
+    import sys
+
+    options = runner()
+    only_arith = options.run(proxy_spec(world, tmp_path, {"arith": 1.0, "prose": 0.0}))
+    assert set(only_arith.artifacts) == {"expert_arith"} and only_arith.cost["experts_trained"] == 1
+    both = options.run(proxy_spec(world, tmp_path, {"arith": 0.6, "prose": 0.4}))
+    assert both.cost["experts_trained"] == 1  # prose only
+    assert both.artifacts["expert_arith"] == only_arith.artifacts["expert_arith"]
+    folders = sorted(expert_cache.glob("*/manifest.json"))
+    assert len(folders) == 2 and json.loads(folders[0].read_text())["info"]["steps"] == 20
+    built = {f: f.stat().st_mtime_ns for f in folders}
+    (tmp_path / "job.pkl").write_bytes(pickle.dumps((options, proxy_spec(world, tmp_path, {"arith": 0.1, "prose": 0.9}))))
+    subprocess.run([sys.executable, "-c", RUN_FROM_PICKLE, str(tmp_path / "job.pkl")], check=True)
+    assert {f: f.stat().st_mtime_ns for f in sorted(expert_cache.glob("*/manifest.json"))} == built
+    longer = options.run(proxy_spec(world, tmp_path, {"arith": 0.5, "prose": 0.5}, tokens=2 * EXPERT_TOKENS))
+    assert longer.cost["experts_trained"] == 2  # another budget: other experts
+
+
+def test_a_proxy_killed_while_training_an_expert_keeps_the_finished_one(world, tmp_path, expert_cache):
+    """A real subprocess is SIGKILLed while it trains its second expert; started again, the evaluation
+    trains only that one and scores like an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tokens, mixture = BLOCK * BATCH * 300, {"arith": 0.5, "prose": 0.5}
+    (tmp_path / "job.pkl").write_bytes(pickle.dumps((runner(), proxy_spec(world, tmp_path, mixture, tokens=tokens))))
+    process = subprocess.Popen([sys.executable, "-c", RUN_FROM_PICKLE, str(tmp_path / "job.pkl")], env=dict(os.environ))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and not (
+            list(expert_cache.glob("*/manifest.json")) and list(expert_cache.glob("*.tmp"))):
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert len(list(expert_cache.glob("*/manifest.json"))) == 1
+    resumed = runner().run(proxy_spec(world, tmp_path, mixture, tokens=tokens))
+    assert resumed.cost["experts_trained"] == 1 and len(list(expert_cache.glob("*/manifest.json"))) == 2
+    assert resumed.metrics == runner().run(proxy_spec(world, tmp_path, mixture, tokens=tokens)).metrics
+
+
+def test_a_study_searches_at_the_merge_proxy_through_study_run(world, tmp_path):
+    """`mixopt study run` of 3 trials whose fidelity is the merge proxy: all complete, the experts are
+    trained by the first trial only; a study of another runner with a proxy is refused in one line."""
+    import optuna
+    import yaml
+
+    from study_helpers import assert_one_line_error, run_mixopt, write_study
+
+    config = micro_study(tmp_path / "proxy", world, n_trials=3)
+    data_ = yaml.safe_load(config.read_text())
+    data_["fidelities"][0].update(proxy="merge", merge_scale=1.0)
+    config.write_text(yaml.safe_dump(data_, sort_keys=False))
+    result = run_mixopt("study", "run", config, cwd=config.parent, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{config.parent / 'study.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    trained = [t.user_attrs["cost"]["experts_trained"] for t in trials]
+    assert trained[0] >= 1 and sum(trained) <= 2 and all(np.isfinite(t.values).all() for t in trials)
+
+    refused = write_study(tmp_path, {"fidelities": [{"name": "merge", "tokens": 1e10, "proxy": "merge"}]})
+    assert_one_line_error(run_mixopt("study", "run", refused, cwd=tmp_path), 2,
+                          "proxy: merge needs the microanneal runner", "set runner: microanneal or remove proxy")
