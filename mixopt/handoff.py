@@ -18,6 +18,7 @@ from mixopt.export import TrainerLayout, budget_provenance, render, sources_layo
 from mixopt.realisable import file_populations, olmo_core_realised, realisable_mixture
 from mixopt.space import MixtureSpace
 from mixopt.trials import Attr
+from mixopt.trust import tv_distance
 
 if TYPE_CHECKING:
     from mixopt.recommend import Recommendation
@@ -59,7 +60,7 @@ def realisable_snap(space: MixtureSpace, layout: TrainerLayout) -> Callable[[np.
 
 def snapped_line(requested: np.ndarray, snapped: np.ndarray, what: str) -> dict[str, str]:
     """The header line of a realisable export: how far (total variation) the mixture moved from ``what``."""
-    return {"snapped": f"to whole instances, total-variation distance {0.5 * np.abs(snapped - requested).sum():.4f} "
+    return {"snapped": f"to whole instances, total-variation distance {tv_distance(snapped, requested):.4f} "
                        f"from {what}"}
 
 

@@ -110,12 +110,18 @@ def tokenize_documents(documents: Iterator[str], tokenizer) -> Iterator[np.ndarr
         yield encode(batch)
 
 
+def file_identity(path: Path) -> list:
+    """What a cache key knows of a file: its resolved path, size and modification time (not its bytes)."""
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
 def tokenized_text(name: str, paths: Sequence[str], files: Sequence[Path], tokenizer, tokenizer_key: str,
                    cache: Path) -> Path:
     """The cache folder holding a text source's token file (``tokens.bin``, written once, streamed) and a
     manifest whose ``info`` gives its dtype, end-of-text id and token count. The key covers the tokenizer and
     each file's resolved path, size and modification time (not its bytes: a run never re-reads the text)."""
-    identity = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    identity = [file_identity(f) for f in files]
     key = hashlib.sha256(json.dumps([tokenizer_key, identity]).encode()).hexdigest()[:24]
 
     def build(folder: Path) -> dict:
@@ -137,7 +143,7 @@ def raw_token_file(name: str, path: Path, token_dtype: str | None, cache: Path) 
     if not has_numpy_header(path):
         return path, token_dtype
     opened = open_token_file(name, path, None)
-    identity = [str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns]
+    identity = file_identity(path)
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
 
     def build(folder: Path) -> dict:
